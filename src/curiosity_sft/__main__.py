@@ -1,0 +1,5 @@
+import sys
+
+from curiosity_sft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""``curiosity-sft``: subcommands only. Parse, load config, call one function, map user errors to exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from curiosity_sft.errors import UserError
+
+log = logging.getLogger("curiosity_sft")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if not verbose else logging.DEBUG, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)])
+    for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
+def cmd_prepare(a: argparse.Namespace) -> None:
+    from curiosity_sft.data.prepare import prepare
+
+    r = prepare(a.input, a.output, val_ratio=a.val_ratio, seed=a.seed)
+    for split, c in r.counts.items():
+        log.info("%s: %d examples %s", split, sum(c.values()), dict(c))
+    log.info("wrote %s", r.output_dir)
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.training.loop import train
+
+    cfg = load_config(a.config, a.set)
+    r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite)
+    log.info("finished %d steps, final loss %s, eval loss %s; outputs in %s", r.steps, _fmt(r.final_loss),
+             _fmt(r.final_eval_loss), r.output_dir)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    import json
+
+    from curiosity_sft.evaluation.evaluate import evaluate
+
+    res = evaluate(a.model, a.data, a.output, limit=a.limit, max_new_tokens=a.max_new_tokens,
+                   batch_size=a.batch_size, max_length=a.max_length)
+    summary = {"perplexity": res["perplexity"]["overall"]["perplexity"]}
+    if "accuracy" in res:
+        summary["accuracy"] = res["accuracy"]["overall"]["accuracy"]
+    print(json.dumps(summary, indent=2))
+    if a.output:
+        log.info("wrote %s/results.json", a.output)
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from curiosity_sft.demo import run_demo
+
+    run_demo(a.output, a.config, a.set)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="curiosity-sft", description="Supervised fine-tuning for reasoning data.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and library warnings")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="raw files -> train/val/test JSONL + manifest")
+    s.add_argument("--input", required=True, help="folder (or file) of raw data")
+    s.add_argument("--output", required=True, help="folder for train.jsonl, val.jsonl, test.jsonl, manifest.json")
+    s.add_argument("--val-ratio", "--val_ratio", type=float, default=0.05, help="share of each source held out")
+    s.add_argument("--seed", type=int, default=42)
+    s.set_defaults(fn=cmd_prepare)
+
+    s = sub.add_parser("train", help="fine-tune a model (LoRA or full)")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--output", required=True, help="run folder: checkpoints, latest.pt, hf_model/, runs/")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--resume_from_checkpoint", "--resume-from-checkpoint", help="checkpoint-N folder or `latest`")
+    s.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("evaluate", help="perplexity and answer accuracy of a model on a data file")
+    s.add_argument("--model", required=True, help="latest.pt, checkpoint-N, run folder, HF folder, adapter, alias")
+    s.add_argument("--data", required=True, help="prepared val.jsonl/test.jsonl or a raw GSM8K/MATH/logic file")
+    s.add_argument("--output", help="folder for results.json and samples.jsonl")
+    s.add_argument("--limit", type=int, help="evaluate a deterministic subset of N examples")
+    s.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=256)
+    s.add_argument("--batch-size", "--batch_size", type=int, default=16)
+    s.add_argument("--max-length", "--max_length", type=int, default=1024)
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("demo", help="the whole pipeline on embedded data, offline")
+    s.add_argument("--output", default="demo_output", help="folder for everything the demo writes")
+    s.add_argument("--config", default=None, help="training config (default: configs/cpu_demo.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        args.fn(args)
+    except UserError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

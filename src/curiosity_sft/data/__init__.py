@@ -1,0 +1,1 @@
+"""Raw files -> Examples: readers per source, filters, the embedded demo data, ``prepare``."""

@@ -1,0 +1,1 @@
+"""Checkpoint -> metrics: perplexity, generation, answer scoring, results."""

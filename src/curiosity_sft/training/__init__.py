@@ -1,0 +1,1 @@
+"""Examples -> token batches -> the training loop -> checkpoints."""

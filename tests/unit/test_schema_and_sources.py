@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from curiosity_sft.data.schema import Example, read_examples, write_examples
+from curiosity_sft.data.sources import detect_reader
+from curiosity_sft.data.sources.gsm8k import final_answer
+from curiosity_sft.data.sources.math import last_boxed
+from curiosity_sft.errors import DataError
+
+
+def test_example_needs_exactly_one_of_messages_or_text():
+    with pytest.raises(ValueError):
+        Example(id="x", source="s")
+    with pytest.raises(ValueError):
+        Example(id="x", source="s", text="a", messages=[{"role": "user", "content": "b"}])
+
+
+def test_round_trip(tmp_path):
+    e = Example(id="a", source="gsm8k", messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}],
+                answer="3", difficulty=0.5, meta={"k": 1})
+    write_examples(tmp_path / "x.jsonl", [e])
+    assert read_examples(tmp_path / "x.jsonl") == [e]
+
+
+@pytest.mark.parametrize("content,match", [
+    (b'{"text": "ok"}\n{bad json\n', r":2: malformed JSON"),
+    (b'{"messages": [{"role": "user", "content": "q"}]}\n', r":1: .*no assistant turn"),
+    (b'\xff\xfe\n', r":1: not UTF-8"),
+    (b"", r"no examples"),
+    (b'{"foo": 1}\n', r":1: record has neither"),
+])
+def test_bad_prepared_files_name_file_and_line(tmp_path, content, match):
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(content)
+    with pytest.raises(DataError, match=match):
+        read_examples(p)
+
+
+def test_gsm8k_reader_strips_calculator_and_keeps_answer(tmp_path):
+    p = tmp_path / "train.jsonl"
+    p.write_text(json.dumps({"question": "Q?", "answer": "48/2 = <<48/2=24>>24\n#### 1,024"}) + "\n")
+    fmt, reader = detect_reader(p)
+    [e] = list(reader(p))
+    assert fmt == "gsm8k" and e.answer == "1024" and "<<" not in e.reference and e.reference.endswith("#### 1,024")
+    assert final_answer("x\n#### -5") == "-5"
+
+
+@pytest.mark.parametrize("text,expected", [
+    (r"so $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    (r"\boxed{1} then \boxed{x^{2}+1}", "x^{2}+1"),
+    (r"\fbox{7}", "7"),
+    (r"our answer is $\boxed 2$.", "2"),
+    ("no answer", None),
+    (r"\boxed{unclosed", None),
+])
+def test_last_boxed(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_generic_formats(tmp_path):
+    rows = [{"prompt": "p", "completion": "c"}, {"instruction": "i", "input": "x", "output": "o"}]
+    for r in rows:
+        p = tmp_path / "g.jsonl"
+        p.write_text(json.dumps(r) + "\n")
+        fmt, reader = detect_reader(p)
+        [e] = list(reader(p))
+        assert fmt == "generic" and e.messages[-1]["role"] == "assistant"
+
+
+def test_unrecognised_and_unsupported_files(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"foo": 1}\n')
+    with pytest.raises(DataError, match="unrecognised"):
+        detect_reader(p)
+    q = tmp_path / "x.csv"
+    q.write_text("a,b\n")
+    with pytest.raises(DataError, match="unsupported"):
+        detect_reader(q)
