@@ -51,6 +51,11 @@ class SFTConfig(BaseModel):
     fp16: bool = Field(False, description="fp16 mixed precision (GPU only; ignored with a warning on CPU)")
     bf16: bool = Field(False, description="bf16 mixed precision (GPU only; ignored with a warning on CPU)")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: bf16 on GPUs that have it, else fp16 with loss scaling; fp32 on CPU")
+    load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights via bitsandbytes (CUDA only; needs peft_enable)")
+    merge_lora: bool = Field(True, description="write hf_model/ with the LoRA merged into the base on export")
+    max_nonfinite_steps: int = Field(5, gt=0, description="stop after this many non-finite steps in a row")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto: cuda if present, else cpu")
     # --- checkpoints and logging ---
     save_steps: int = Field(100, gt=0, description="checkpoint every N optimizer steps (and at the end)")
@@ -60,11 +65,16 @@ class SFTConfig(BaseModel):
     # --- evaluation ---
     eval_max_new_tokens: int = Field(256, gt=0, description="generation budget when scoring answers")
     eval_batch_size: int = Field(16, gt=0, description="examples per generation / perplexity batch")
+    gate_max_perplexity: float = Field(15.0, gt=0, description="quality gate: overall validation perplexity must be below this")
+    gate_min_bleu: float = Field(0.7, ge=0, le=1, description="quality gate: BLEU (0-1 scale) must be above this")
+    gate_min_gsm8k_accuracy: float = Field(0.85, ge=0, le=1, description="quality gate: GSM8K accuracy (flexible) must be above this")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> SFTConfig:
         if self.fp16 and self.bf16:
             raise ValueError("fp16 and bf16 cannot both be true; pick one")
+        if self.load_in_4bit and not self.peft_enable:
+            raise ValueError("load_in_4bit (QLoRA) trains LoRA adapters: set peft_enable: true")
         if (self.hidden_dim is None) != (self.num_layers is None):
             raise ValueError("hidden_dim and num_layers go together: set both (fresh small model) or neither")
         return self

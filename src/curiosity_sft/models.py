@@ -1,7 +1,7 @@
 """``model_name`` -> model + tokenizer: Hugging Face id, local folder, ``.gguf`` file or alias.
 
 Also builds the seed's fresh small model (``hidden_dim``/``num_layers``) from the base model's
-architecture, and wraps a model with LoRA through PEFT.
+architecture, wraps a model with LoRA through PEFT, and loads 4-bit QLoRA bases via bitsandbytes.
 """
 
 from __future__ import annotations
@@ -184,6 +184,41 @@ def load_model(name: str, *, hidden_dim: int | None = None, num_layers: int | No
     except (OSError, ValueError) as e:
         raise _hub_error(name, e) from None
     return model
+
+
+def qlora_quantization_config(compute_dtype: torch.dtype = torch.bfloat16) -> Any:
+    """The QLoRA recipe (Dettmers et al. 2023): NF4 weights, double quantization, bf16 compute."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def check_qlora_available(cuda_available: bool | None = None) -> None:
+    """4-bit weights need a CUDA GPU and bitsandbytes; say so in one line instead of crashing later."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if not cuda_available:
+        raise UserError("load_in_4bit (QLoRA) needs a CUDA GPU; none is available here", where="load_in_4bit",
+                        fix="set load_in_4bit: false (LoRA or full fine-tune run on CPU)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError("load_in_4bit (QLoRA) needs the bitsandbytes package", where="load_in_4bit",
+                        fix="pip install 'curiosity-sft[gpu]'")
+
+
+def load_quantized_model(name: str, compute_dtype: torch.dtype, gradient_checkpointing: bool) -> PreTrainedModel:
+    """Load base weights in 4 bit and prepare them for k-bit training (norms in fp32, input grads on)."""
+    check_qlora_available()
+    from peft import prepare_model_for_kbit_training
+
+    src = resolve_model(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src.path, quantization_config=qlora_quantization_config(compute_dtype),
+                                                     dtype=compute_dtype, device_map={"": torch.cuda.current_device()})
+    except (OSError, ValueError) as e:
+        raise _hub_error(name, e) from None
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                           gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def apply_lora(model: PreTrainedModel, r: int, alpha: int, dropout: float,

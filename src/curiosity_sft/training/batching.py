@@ -109,7 +109,28 @@ class Batch:
     input_ids: torch.Tensor
     labels: torch.Tensor
     position_ids: torch.Tensor
-    n_real: int  # non-padding tokens, for tokens/s
+    row_real: tuple[int, ...]  # non-padding tokens of each row, for tokens/s
+
+    @property
+    def n_real(self) -> int:
+        return sum(self.row_real)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def split(self) -> tuple[Batch, Batch]:
+        """Two batches of half the rows each, trimmed to their own longest row (OOM recovery).
+
+        Rows are independent sequences, so the halves' summed losses equal the whole's.
+        """
+        h = self.n_rows // 2
+        parts = []
+        for lo, hi in ((0, h), (h, self.n_rows)):
+            L = max(self.row_real[lo:hi])
+            parts.append(Batch(self.input_ids[lo:hi, :L], self.labels[lo:hi, :L], self.position_ids[lo:hi, :L],
+                               self.row_real[lo:hi]))
+        return parts[0], parts[1]
 
     @property
     def n_trained(self) -> int:
@@ -117,7 +138,7 @@ class Batch:
         return int((self.labels[:, 1:] != IGNORE).sum())
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.input_ids.to(device), self.labels.to(device), self.position_ids.to(device), self.n_real)
+        return Batch(self.input_ids.to(device), self.labels.to(device), self.position_ids.to(device), self.row_real)
 
 
 def collate(rows: Sequence[Sequence[Encoded]], pad_id: int) -> Batch:
@@ -126,7 +147,7 @@ def collate(rows: Sequence[Sequence[Encoded]], pad_id: int) -> Batch:
     ids = torch.full((len(rows), L), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), L), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(rows), L), dtype=torch.long)
-    n_real = 0
+    row_real = []
     for i, r in enumerate(rows):
         o = 0
         for e in r:
@@ -138,10 +159,10 @@ def collate(rows: Sequence[Sequence[Encoded]], pad_id: int) -> Batch:
             # previous example's last token, across the boundary.
             labels[i, o] = IGNORE
             o += n
-        n_real += o
+        row_real.append(o)
         if o < L:
             pos[i, o:] = torch.arange(L - o)
-    return Batch(ids, labels, pos, n_real)
+    return Batch(ids, labels, pos, tuple(row_real))
 
 
 def pack_bins(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -174,13 +195,14 @@ Plan = list[list[list[int]]]  # micro-batch -> rows -> example indices
 
 def plan_epoch(lengths: Sequence[int], order: Sequence[int], batch_size: int, packing: bool,
                max_length: int, seed: int = 0) -> Plan:
-    """Decide every micro-batch of an epoch up front, so its length is known and resume is exact.
+    """Decide every batch of an epoch up front, so its length is known and resume is exact.
 
     Work goes window by window (``batch_size * 16`` examples of the shuffled order), which keeps
     the randomness of the shuffle while letting examples of similar length meet:
     packed, a window is bin-packed into rows of ``max_length`` tokens, ``batch_size`` rows per
-    micro-batch; unpacked, a window is sorted by length and cut into micro-batches of
-    ``batch_size`` examples (length-grouped batching: little padding), whose order is then shuffled.
+    batch; unpacked, a window is sorted by length and cut into batches of ``batch_size``
+    examples (length-grouped batching: little padding), whose order is then shuffled. Training
+    plans in global batches and cuts each into micro-batches afterwards (loop.StepStream).
     """
     rng = random.Random(seed)
     plan: Plan = []

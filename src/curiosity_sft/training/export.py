@@ -46,7 +46,7 @@ def write_latest(out_dir: Path, model: torch.nn.Module, cfg: SFTConfig, step: in
 
 
 def export_run(out_dir: Path, model: torch.nn.Module, tok: PreTrainedTokenizerBase, cfg: SFTConfig, step: int) -> None:
-    """Write latest.pt, tokenizer/, adapter/ (LoRA) and hf_model/ (merged), each atomically."""
+    """Write latest.pt, tokenizer/, adapter/ (LoRA) and hf_model/ (merged unless ``merge_lora`` is off), atomically."""
     write_latest(out_dir, model, cfg, step)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".tokenizer."))
     tok.save_pretrained(str(tmp))
@@ -55,6 +55,8 @@ def export_run(out_dir: Path, model: torch.nn.Module, tok: PreTrainedTokenizerBa
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".adapter."))
         model.save_pretrained(str(tmp))
         publish_dir(tmp, out_dir / "adapter")
+        if not cfg.merge_lora:
+            return
         merged = model.merge_and_unload()  # changes `model` in place: export is the last thing a run does
     else:
         merged = model

@@ -8,9 +8,10 @@ step. Models, LoRA, schedules and TensorBoard come from their libraries.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,15 +26,26 @@ from curiosity_sft.config import SFTConfig, save_config
 from curiosity_sft.data.schema import read_examples
 from curiosity_sft.errors import UserError
 from curiosity_sft.io import atomic_write_json
-from curiosity_sft.models import apply_lora, count_parameters, load_model, load_tokenizer
-from curiosity_sft.training.batching import Batch, Encoded, batches, encode_all, epoch_order, plan_epoch
+from curiosity_sft.models import (
+    apply_lora,
+    count_parameters,
+    load_model,
+    load_quantized_model,
+    load_tokenizer,
+)
+from curiosity_sft.training.batching import Batch, Encoded, Plan, batches, encode_all, epoch_order, plan_epoch
 from curiosity_sft.training.checkpoint import RunLock, find_checkpoint, load_checkpoint, save_checkpoint
 from curiosity_sft.training.export import export_run
 from curiosity_sft.training.loss import sum_token_loss
+from curiosity_sft.training.precision import autocast_dtype, pick_device, weight_dtype
+from curiosity_sft.training.step import StepRunner
+from curiosity_sft.training.telemetry import MetricsSink, memory_metrics, model_flops, peak_flops
 
 log = logging.getLogger(__name__)
 
-MAX_BAD_STEPS = 5
+# Crash tests set this to SIGKILL the process right after the given optimizer step (and its
+# checkpoint, if one is due), the only way to test recovery from a kill that no handler can see.
+KILL_ENV = "CURIOSITY_SFT_SIGKILL_AFTER_STEP"
 
 
 @dataclass
@@ -44,25 +56,13 @@ class TrainResult:
     final_eval_loss: float | None
 
 
-def pick_device(cfg: SFTConfig) -> torch.device:
-    if cfg.device != "auto":
-        return torch.device(cfg.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+class StepStream:
+    """Each optimizer step's micro-batches, across epochs, from a resumable position.
 
-
-def autocast_dtype(cfg: SFTConfig, device: torch.device) -> torch.dtype | None:
-    """Mixed precision only where the hardware has it; fp32 on CPU (no bf16 matmul units there)."""
-    if device.type != "cuda":
-        if cfg.fp16 or cfg.bf16:
-            log.warning("fp16/bf16 requested but running on %s: training in fp32", device.type)
-        return None
-    if cfg.bf16 or (cfg.fp16 is False and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
-class MicroBatchStream:
-    """Micro-batches across epochs from a resumable position (epoch, index in that epoch's plan)."""
+    The plan is made in units of the *global* batch and only then cut into micro-batches, so the
+    tokens of every optimizer step, and hence the loss curve, do not depend on how the global batch
+    is split into micro-batch x accumulation. The position is (epoch, step index in that epoch).
+    """
 
     def __init__(self, encoded: list[Encoded], cfg: SFTConfig, pad_id: int, epoch: int = 0, index: int = 0) -> None:
         self.encoded, self.cfg, self.pad_id = encoded, cfg, pad_id
@@ -70,9 +70,9 @@ class MicroBatchStream:
         self.epoch, self.index = epoch, index
         self._plan = self._plan_for(epoch)
 
-    def _plan_for(self, epoch: int) -> list:
+    def _plan_for(self, epoch: int) -> Plan:
         order = epoch_order(len(self.encoded), self.cfg.seed, epoch)
-        return plan_epoch(self.lengths, order, self.cfg.batch_size, self.cfg.packing, self.cfg.max_length,
+        return plan_epoch(self.lengths, order, self.cfg.global_batch_size, self.cfg.packing, self.cfg.max_length,
                           seed=self.cfg.seed + epoch)
 
     @property
@@ -82,14 +82,15 @@ class MicroBatchStream:
     def position(self) -> dict[str, int]:
         return {"epoch": self.epoch, "index": self.index}
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[list[Batch]]:
+        mb = self.cfg.batch_size
         while True:
             if self.index >= len(self._plan):
                 self.epoch, self.index = self.epoch + 1, 0
                 self._plan = self._plan_for(self.epoch)
-            mb = self._plan[self.index]
+            rows = self._plan[self.index]
             self.index += 1
-            yield next(batches(self.encoded, [mb], self.pad_id))
+            yield list(batches(self.encoded, [rows[i:i + mb] for i in range(0, len(rows), mb)], self.pad_id))
 
 
 @torch.no_grad()
@@ -130,14 +131,6 @@ def _check_output(out: Path, resume: str | None, overwrite: bool) -> None:
                         fix="choose another --output, resume with --resume_from_checkpoint, or pass --overwrite")
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop logged lines past the checkpoint so the file tells one consistent history."""
-    if not path.is_file():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
 def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None, overwrite: bool = False,
           show_progress: bool = True) -> TrainResult:
     """Fine-tune ``cfg.model_name`` on ``cfg.train_file`` into ``output_dir``."""
@@ -147,9 +140,32 @@ def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None
         return _train_locked(cfg, out, resume_from, show_progress)
 
 
-def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progress: bool) -> TrainResult:
-    from torch.utils.tensorboard import SummaryWriter
+def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None) -> torch.nn.Module:
+    """Fresh, pretrained or 4-bit base, with gradient checkpointing and LoRA as configured."""
+    if cfg.load_in_4bit:
+        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing)
+    else:
+        model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, seed=cfg.seed,
+                           dtype=weight_dtype(cfg, amp))
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if cfg.peft_enable:
+                model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grads
+    if cfg.peft_enable:
+        model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    if not cfg.load_in_4bit:
+        model.to(device)
+    model.train()
+    return model
 
+
+def _progress(show: bool) -> Progress:
+    return Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    disable=not show, transient=False)
+
+
+def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progress: bool) -> TrainResult:
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg)
     amp = autocast_dtype(cfg, device)
@@ -157,40 +173,37 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     train_enc = _load_split(cfg.train_file, tok, cfg, "train")
     val_enc = _load_split(cfg.val_file, tok, cfg, "validation")
 
-    model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, seed=cfg.seed)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if cfg.peft_enable:
-        model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    model.to(device)
-    model.train()
+    model = build_model(cfg, device, amp)
     trainable, total = count_parameters(model)
-    log.info("model %s: %s trainable of %s parameters (%s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
-             "LoRA" if cfg.peft_enable else "full")
+    log.info("model %s: %s trainable of %s parameters (%s, %s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
+             "QLoRA" if cfg.load_in_4bit else "LoRA" if cfg.peft_enable else "full", amp or torch.float32)
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda", foreach=None if device.type == "cuda" else True)
-    stream = MicroBatchStream(train_enc, cfg, tok.pad_token_id)
+    stream = StepStream(train_enc, cfg, tok.pad_token_id)
     accum = cfg.gradient_accumulation_steps
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * stream.per_epoch / accum))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * stream.per_epoch))
     scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    runner = StepRunner(model, optimizer, params, device, amp, scaler, cfg.max_grad_norm)
 
     step = 0
     if resume_from is not None:
         ckpt = find_checkpoint(resume_from, out)
         state = load_checkpoint(ckpt, model, optimizer, scheduler)
         step = state["step"]
-        stream = MicroBatchStream(train_enc, cfg, tok.pad_token_id, **state["position"])
+        runner.split = state.get("micro_batch_split", 1)
+        stream = StepStream(train_enc, cfg, tok.pad_token_id, **state["position"])
         log.info("resumed from %s at step %d", ckpt, step)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    metrics_path = out / "metrics.jsonl"
-    _truncate_metrics(metrics_path, step)
-    writer = SummaryWriter(str(out / "runs"), purge_step=step + 1 if step else None)
+    sink = MetricsSink(out, step)
+    peak = peak_flops(device)
+    context = sum(len(e.input_ids) ** 2 for e in train_enc) / max(1, sum(len(e.input_ids) for e in train_enc))
+    base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
 
     log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d, %d examples, packing %s",
              total_steps, cfg.global_batch_size, cfg.batch_size, accum, len(train_enc), cfg.packing)
@@ -198,94 +211,93 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     last_loss: float | None = None
     eval_loss: float | None = None
     bad_in_row = 0
-    t_window, tok_window = time.perf_counter(), 0
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        disable=not show_progress, transient=False)
+    t_window, tok_window, flops_window = time.perf_counter(), 0, 0.0
+    kill_after = int(os.environ.get(KILL_ENV, "0"))
 
     def checkpoint(at: int, position: dict[str, int]) -> None:
-        save_checkpoint(out, at, model, optimizer, scheduler, {"position": position, "total_steps": total_steps},
+        save_checkpoint(out, at, model, optimizer, scheduler,
+                        {"position": position, "total_steps": total_steps, "micro_batch_split": runner.split},
                         cfg, cfg.save_total_limit)
 
-    with progress:
+    with _progress(show_progress) as progress:
         task = progress.add_task("train", total=total_steps, completed=step, info="")
         try:
             while step < total_steps:
                 position = stream.position()
-                micro = [next(it) for _ in range(accum)]
-                n_tokens = sum(b.n_trained for b in micro)
-                step_loss = 0.0
-                for b in micro:
-                    b = b.to(device)
-                    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                        s, _ = sum_token_loss(model, b)
-                    loss = s / max(n_tokens, 1)
-                    (scaler.scale(loss) if scaler else loss).backward()
-                    step_loss += float(loss.detach())
-                    tok_window += b.n_real
-                if scaler:
-                    scaler.unscale_(optimizer)
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-                if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
-                    optimizer.zero_grad(set_to_none=True)
+                r = runner.run(next(it))
+                tok_window += r.n_real
+                flops_window += model_flops(base_config, context, r.n_real, r.n_trained)
+                if not r.applied:
+                    if r.scale_overflow:
+                        log.info("step %d: fp16 gradient overflow, loss scale lowered, step skipped", step + 1)
+                        continue
                     bad_in_row += 1
-                    log.warning("step %d: non-finite loss/gradient (%s / %s), step skipped", step + 1, step_loss, grad_norm)
-                    if bad_in_row >= MAX_BAD_STEPS:
+                    log.warning("step %d: non-finite loss/gradient (%s / %s), step skipped", step + 1, r.loss,
+                                r.grad_norm)
+                    sink.log({"step": step + 1, "skipped_nonfinite": bad_in_row})
+                    if bad_in_row >= cfg.max_nonfinite_steps:
                         raise UserError(f"{bad_in_row} non-finite steps in a row at step {step + 1}", where=out,
-                                        fix="lower learning_rate or use bf16/fp32; the last checkpoint is intact")
-                    if scaler:
-                        scaler.update()
+                                        fix="lower learning_rate or use bf16/fp32; the last checkpoint is intact "
+                                            "(resume with --resume_from_checkpoint latest)")
                     continue
                 bad_in_row = 0
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
                 step += 1
-                last_loss = step_loss
-                progress.update(task, completed=step, info=f"loss {step_loss:.4f}")
+                last_loss = r.loss
+                progress.update(task, completed=step, info=f"loss {r.loss:.4f}")
 
                 if step % cfg.logging_steps == 0 or step == total_steps:
                     dt = time.perf_counter() - t_window
                     rec = {"step": step, "epoch": round(position["epoch"] + position["index"] / stream.per_epoch, 4),
-                           "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                           "tokens_per_second": tok_window / dt if dt > 0 else 0.0}
-                    t_window, tok_window = time.perf_counter(), 0
-                    _log_metrics(writer, metrics_path, rec)
+                           "loss": r.loss, "learning_rate": scheduler.get_last_lr()[0], "grad_norm": r.grad_norm,
+                           "tokens_per_second": tok_window / dt if dt > 0 else 0.0,
+                           "mfu": flops_window / dt / peak if dt > 0 and peak > 0 else 0.0,
+                           "micro_batch_split": runner.split, **memory_metrics(device)}
+                    t_window, tok_window, flops_window = time.perf_counter(), 0, 0.0
+                    sink.log(rec)
                 if val_enc and (step % cfg.eval_steps == 0 or step == total_steps):
                     eval_loss = validation_loss(model, val_enc, cfg, tok.pad_token_id, device)
-                    _log_metrics(writer, metrics_path, {"step": step, "eval_loss": eval_loss,
-                                                        "eval_perplexity": math.exp(min(eval_loss, 50))})
+                    sink.log({"step": step, "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50))})
                 if step % cfg.save_steps == 0 or step == total_steps:
                     checkpoint(step, stream.position())
+                if step == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
         except KeyboardInterrupt:
             # Weights are those of the last completed step; resuming replays the interrupted one.
             optimizer.zero_grad(set_to_none=True)
             if step:
                 checkpoint(step, position)
                 log.warning("interrupted: saved checkpoint-%d; resume with --resume_from_checkpoint latest", step)
-            writer.close()
+            sink.close()
             raise
-    writer.close()
+    sink.close()
     export_run(out, model, tok, cfg, step)
     atomic_write_json(out / "manifest.json", {
         "status": "finished", "steps": step, "final_loss": last_loss, "final_eval_loss": eval_loss,
         "train_examples": len(train_enc), "val_examples": len(val_enc), "config": cfg.model_dump(),
+        "data_manifest_sha256": _data_manifest_hash(cfg), "metrics": _final_metrics(out),
         "versions": _versions(),
     })
     return TrainResult(out, step, last_loss, eval_loss)
 
 
-def _log_metrics(writer: Any, path: Path, rec: dict[str, Any]) -> None:
-    step = rec["step"]
-    for k, v in rec.items():
-        if k != "step":
-            writer.add_scalar(k if k.startswith("eval") else f"train/{k}", v, step)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
+def _data_manifest_hash(cfg: SFTConfig) -> str | None:
+    """The sha256 of the prepared data's manifest.json, tying the run to the exact data it saw."""
+    import hashlib
+
+    path = Path(cfg.train_file).parent / "manifest.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _final_metrics(out: Path) -> dict[str, Any]:
+    """The last value of every metric in metrics.jsonl."""
+    import json
+
+    last: dict[str, Any] = {}
+    for ln in (out / "metrics.jsonl").read_text().splitlines():
+        if ln.strip():
+            last.update(json.loads(ln))
+    return last
 
 
 def _versions() -> dict[str, str]:

@@ -1,0 +1,127 @@
+"""One optimizer step: accumulate gradients over micro-batches, survive CUDA OOM, guard against NaN.
+
+OOM recovery keeps the global batch: the step's remaining micro-batches are split row-wise in two
+(micro-batch halved, accumulation doubled) and the split persists for later steps. The data plan
+itself never changes, so resume positions stay valid; only how each planned micro-batch is
+executed does. If the OOM struck during a forward pass, gradients of the micro-batches already
+done are kept; if it struck during backward, some gradients may be half-accumulated, so the step
+is redone from zero at the smaller size. Either way the step's loss and gradient are those of the
+same tokens, normalised by the same token count.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from curiosity_sft.errors import UserError
+from curiosity_sft.training.batching import Batch
+from curiosity_sft.training.loss import sum_token_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutcome:
+    """``applied`` is False when the step was skipped (non-finite loss or gradient).
+
+    ``scale_overflow`` marks an fp16 step whose gradient overflowed at the current loss scale:
+    the scaler lowers the scale and this is routine, not a sign of divergence.
+    """
+
+    loss: float
+    grad_norm: float
+    n_real: int
+    n_trained: int
+    applied: bool
+    scale_overflow: bool = False
+
+
+def split_into(b: Batch, pieces: int) -> list[Batch]:
+    """Split a micro-batch row-wise into up to ``pieces`` parts (never below one row)."""
+    if pieces <= 1 or b.n_rows == 1:
+        return [b]
+    a, c = b.split()
+    return split_into(a, pieces // 2) + split_into(c, pieces // 2)
+
+
+class StepRunner:
+    """Runs optimizer steps for one model/optimizer pair; ``split`` is the persistent OOM split factor."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
+                 device: torch.device, amp: torch.dtype | None, scaler: Any, max_grad_norm: float,
+                 split: int = 1, on_split: Callable[[int], None] | None = None) -> None:
+        self.model, self.optimizer, self.params = model, optimizer, params
+        self.device, self.amp, self.scaler = device, amp, scaler
+        self.max_grad_norm = max_grad_norm
+        self.split = split
+        self.on_split = on_split
+
+    def _forward_backward(self, b: Batch, n_tokens: int, phase: list[str]) -> float:
+        phase[0] = "forward"
+        b = b.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            s, _ = sum_token_loss(self.model, b)
+        loss = s / max(n_tokens, 1)
+        phase[0] = "backward"
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        return float(loss.detach())
+
+    def _halve(self, piece: Batch) -> None:
+        if piece.n_rows == 1:
+            raise UserError("out of memory with a single row per micro-batch",
+                            fix="enable gradient_checkpointing, lower max_length, use LoRA or load_in_4bit; "
+                                "`curiosity-sft plan` estimates what fits")
+        self.split *= 2
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        log.warning("CUDA out of memory: micro-batch halved, accumulation doubled (split %d); global batch unchanged",
+                    self.split)
+        if self.on_split:
+            self.on_split(self.split)
+
+    def accumulate(self, micro: list[Batch]) -> tuple[float, int]:
+        """Forward+backward over the step's micro-batches; returns (loss per trained token, real tokens)."""
+        n_tokens = sum(b.n_trained for b in micro)
+        pending = [p for b in micro for p in split_into(b, self.split)]
+        total, i = 0.0, 0
+        phase = [""]
+        while i < len(pending):
+            try:
+                total += self._forward_backward(pending[i], n_tokens, phase)
+                i += 1
+            except torch.OutOfMemoryError:
+                self._halve(pending[i])
+                if phase[0] == "backward":  # gradients may be partly accumulated: redo the step
+                    self.optimizer.zero_grad(set_to_none=True)
+                    pending = [p for b in micro for p in split_into(b, self.split)]
+                    total, i = 0.0, 0
+                else:
+                    pending = pending[:i] + [q for p in pending[i:] for q in split_into(p, 2)]
+        return total, sum(b.n_real for b in micro)
+
+    def run(self, micro: list[Batch]) -> StepOutcome:
+        """Accumulate, clip, and apply the update unless the loss or gradient is not finite."""
+        loss, n_real = self.accumulate(micro)
+        n_trained = sum(b.n_trained for b in micro)
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
+        ok = math.isfinite(loss) and math.isfinite(grad_norm)
+        if ok:
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+            else:
+                self.optimizer.step()
+        if self.scaler:
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return StepOutcome(loss, grad_norm, n_real, n_trained, ok,
+                           scale_overflow=bool(self.scaler) and math.isfinite(loss) and not ok)

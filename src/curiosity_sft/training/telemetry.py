@@ -1,0 +1,102 @@
+"""What a run reports besides its loss: memory, model FLOPs utilisation, and the metrics sinks.
+
+MFU follows the PaLM appendix B convention: model FLOPs per token are ``6 * N`` (forward and
+backward over every non-embedding weight) plus ``12 * L * d * T`` for attention over a context of
+``T``, with the output head counted on trained tokens only; the peak is a table value for known GPUs and, on CPU, the fp32
+matmul rate measured once at start-up, since CPUs have no spec sheet number worth trusting.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, without sparsity.
+GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A6000": 155e12,
+                 "RTX 4090": 165e12, "RTX 3090": 71e12, "A10": 125e12, "L4": 121e12, "T4": 65e12, "V100": 125e12}
+
+
+def process_rss_bytes() -> int:
+    """Resident set size of this process, from /proc (no psutil needed on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def memory_metrics(device: torch.device) -> dict[str, float]:
+    """GiB: allocated/reserved (peak since the last call) on CUDA, process RSS elsewhere."""
+    gib = float(1 << 30)
+    if device.type == "cuda":
+        rec = {"memory_allocated_gib": torch.cuda.max_memory_allocated(device) / gib,
+               "memory_reserved_gib": torch.cuda.max_memory_reserved(device) / gib}
+        torch.cuda.reset_peak_memory_stats(device)
+        return rec
+    return {"memory_rss_gib": process_rss_bytes() / gib}
+
+
+def model_flops(config: Any, context: float, n_real: int, n_trained: int) -> float:
+    """Model FLOPs (forward + backward) for a step over ``n_real`` tokens of which ``n_trained`` carry a label.
+
+    The decoder counts on every token; the vocabulary head only on trained ones, because that is
+    all the model needs (see loss.py) and counting FLOPs never done would flatter the MFU.
+    """
+    d, L = config.hidden_size, config.num_hidden_layers
+    heads, kv = config.num_attention_heads, getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or d // heads
+    per_layer = d * heads * head_dim * 2 + d * kv * head_dim * 2 + 3 * d * config.intermediate_size
+    body = 6.0 * L * per_layer + 12.0 * L * heads * head_dim * context
+    return body * n_real + 6.0 * d * config.vocab_size * n_trained
+
+
+def measure_matmul_flops(n: int = 1024, seconds: float = 0.3, dtype: torch.dtype = torch.float32) -> float:
+    """Sustained square-matmul rate on CPU with the current thread count (FLOP/s)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2.0 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def peak_flops(device: torch.device) -> float:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return next((v for k, v in GPU_PEAK_BF16.items() if k in name), 0.0)
+    return measure_matmul_flops()
+
+
+class MetricsSink:
+    """metrics.jsonl (one consistent history, truncated on resume) and TensorBoard."""
+
+    def __init__(self, out: Path, resume_step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = out / "metrics.jsonl"
+        if self.path.is_file():  # a fresh run (resume_step 0) starts an empty history
+            keep = [ln for ln in self.path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)["step"] <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        self.writer = SummaryWriter(str(out / "runs"), purge_step=resume_step + 1 if resume_step else None)
+
+    def log(self, rec: dict[str, Any]) -> None:
+        step = rec["step"]
+        for k, v in rec.items():
+            if k != "step" and isinstance(v, (int, float)):
+                self.writer.add_scalar(k if k.startswith("eval") else f"train/{k}", v, step)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+
+    def close(self) -> None:
+        self.writer.close()

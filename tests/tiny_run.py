@@ -1,0 +1,37 @@
+"""A small chat data set written straight to JSONL and a tiny-model training config, for training tests.
+
+Training tests build their own data here rather than through `prepare`, so they exercise the
+training engine alone and do not move when the data pipeline does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curiosity_sft.config import SFTConfig
+from curiosity_sft.data.schema import Example, chat, write_examples
+
+
+def write_data(folder: Path, n_train: int = 48, n_val: int = 8) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def ex(i: int) -> Example:
+        if i % 5 == 4:
+            return Example(id=f"t{i}", source="books", text=f"Story {i}: the fox ran {i} miles " + "and rested. " * (i % 7))
+        q = f"Tom has {i} apples and buys {i + 3} more. How many does he have?"
+        a = f"He has {i} + {i + 3} = {2 * i + 3} apples." + " Let me check." * (i % 4) + f"\n#### {2 * i + 3}"
+        return Example(id=f"c{i}", source="gsm8k", messages=chat(q, a))
+
+    train, val = folder / "train.jsonl", folder / "val.jsonl"
+    write_examples(train, [ex(i) for i in range(n_train)])
+    write_examples(val, [ex(1000 + i) for i in range(n_val)])
+    return train, val
+
+
+def tiny_config(train: Path, val: Path | None, **kw: object) -> SFTConfig:
+    base = dict(model_name="smollm2-135m-instruct", hidden_dim=64, num_layers=2, train_file=str(train),
+                val_file=str(val) if val else None, batch_size=2, gradient_accumulation_steps=2, max_length=256,
+                learning_rate=1e-3, logging_steps=1, save_steps=3, eval_steps=3, eval_batch_size=8,
+                peft_enable=False, max_steps=6)
+    base.update(kw)
+    return SFTConfig(**base)
