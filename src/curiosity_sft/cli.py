@@ -34,9 +34,17 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_prepare(a: argparse.Namespace) -> None:
     from curiosity_sft.data.prepare import prepare
 
-    r = prepare(a.input, a.output, val_ratio=a.val_ratio, seed=a.seed)
+    r = prepare(a.input, a.output, val_ratio=a.val_ratio, seed=a.seed, data_config=a.data_config,
+                on_error=a.on_error, max_length=a.max_length, model=a.model, decontaminate=a.decontaminate,
+                ngram=a.ngram, overflow=a.overflow)
     for split, c in r.counts.items():
         log.info("%s: %d examples %s", split, sum(c.values()), dict(c))
+    for source, f in r.manifest["filters"].items():
+        log.info("%s: %s", source, ", ".join(f"{k} {v}" for k, v in f.items() if v))
+    if r.skipped:
+        log.warning("skipped %d bad records (--on-error skip): %s", sum(r.skipped.values()), r.skipped)
+        for msg in r.skipped_examples:
+            log.warning("  %s", msg)
     log.info("wrote %s", r.output_dir)
 
 
@@ -85,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True, help="folder for train.jsonl, val.jsonl, test.jsonl, manifest.json")
     s.add_argument("--val-ratio", "--val_ratio", type=float, default=0.05, help="share of each source held out")
     s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--data-config", "--data_config", help="YAML listing sources, paths, weights, caps (docs/DATA.md)")
+    s.add_argument("--on-error", "--on_error", choices=("fail", "skip"), default="fail",
+                   help="fail on the first bad record (exit 2) or skip and count bad records")
+    s.add_argument("--max-length", "--max_length", type=int, help="tokens per example, chat template included (1024)")
+    s.add_argument("--overflow", choices=("drop", "truncate"), help="longer examples are dropped (default) or truncated")
+    s.add_argument("--model", help="tokenizer for length accounting (smollm2-135m-instruct; `none`: estimate)")
+    s.add_argument("--decontaminate", nargs="+", default=[], metavar="FILE", help="extra evaluation sets")
+    s.add_argument("--ngram", type=int, help="shared word n-gram that counts as contamination (13)")
     s.set_defaults(fn=cmd_prepare)
 
     s = sub.add_parser("train", help="fine-tune a model (LoRA or full)")

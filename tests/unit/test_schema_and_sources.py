@@ -2,11 +2,18 @@ import json
 
 import pytest
 
+from curiosity_sft.data.records import BadRecords
 from curiosity_sft.data.schema import Example, read_examples, write_examples
-from curiosity_sft.data.sources import detect_reader
+from curiosity_sft.data.sources import detect_format, read_source
 from curiosity_sft.data.sources.gsm8k import final_answer
 from curiosity_sft.data.sources.math import last_boxed
+from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
+
+
+def read_one(p):
+    fmt = detect_format(p)
+    return fmt, [ex for _, ex in read_source(p, fmt, SourceOptions(), BadRecords())]
 
 
 def test_example_needs_exactly_one_of_messages_or_text():
@@ -40,8 +47,7 @@ def test_bad_prepared_files_name_file_and_line(tmp_path, content, match):
 def test_gsm8k_reader_strips_calculator_and_keeps_answer(tmp_path):
     p = tmp_path / "train.jsonl"
     p.write_text(json.dumps({"question": "Q?", "answer": "48/2 = <<48/2=24>>24\n#### 1,024"}) + "\n")
-    fmt, reader = detect_reader(p)
-    [e] = list(reader(p))
+    fmt, [e] = read_one(p)
     assert fmt == "gsm8k" and e.answer == "1024" and "<<" not in e.reference and e.reference.endswith("#### 1,024")
     assert final_answer("x\n#### -5") == "-5"
 
@@ -63,8 +69,7 @@ def test_generic_formats(tmp_path):
     for r in rows:
         p = tmp_path / "g.jsonl"
         p.write_text(json.dumps(r) + "\n")
-        fmt, reader = detect_reader(p)
-        [e] = list(reader(p))
+        fmt, [e] = read_one(p)
         assert fmt == "generic" and e.messages[-1]["role"] == "assistant"
 
 
@@ -72,8 +77,8 @@ def test_unrecognised_and_unsupported_files(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"foo": 1}\n')
     with pytest.raises(DataError, match="unrecognised"):
-        detect_reader(p)
+        detect_format(p)
     q = tmp_path / "x.csv"
     q.write_text("a,b\n")
     with pytest.raises(DataError, match="unsupported"):
-        detect_reader(q)
+        detect_format(q)

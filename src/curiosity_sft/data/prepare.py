@@ -1,56 +1,58 @@
 """``prepare``: raw files -> ``train.jsonl`` / ``val.jsonl`` / ``test.jsonl`` + ``manifest.json``.
 
-Everything is written into a temporary folder and moved into place only when the whole run has
-succeeded, so a failed run never leaves a half-prepared dataset that looks usable. Inputs are
-read in sorted order and the split is seeded, so the same inputs give byte-identical outputs.
+read -> exact and near duplicates -> decontamination -> length accounting -> caps -> split ->
+mixing -> write. Official test splits are read first so that any training example repeating or
+overlapping a test problem is the one dropped; the test split itself is never filtered, so its
+counts match the published ones. Everything is written into a temporary folder and moved into
+place only when the whole run has succeeded. Inputs are read in sorted order, ids are content
+hashes and every sample is seeded, so the same inputs and seed give byte-identical outputs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import shutil
 import tempfile
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.progress import Progress
 
 from curiosity_sft import __version__
-from curiosity_sft.data.schema import Example, write_examples
-from curiosity_sft.data.sources import detect_reader, is_data_file
+from curiosity_sft.data.data_config import DataConfig, load_data_config
+from curiosity_sft.data.filters import (
+    NgramIndex,
+    Verdict,
+    contaminated,
+    exact_duplicates,
+    near_duplicates,
+    prompt_text,
+)
+from curiosity_sft.data.inputs import Input, find_inputs, sha256_files
+from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
+from curiosity_sft.data.mixing import cap, mix, shares
+from curiosity_sft.data.records import BadRecords, OnError
+from curiosity_sft.data.schema import Example, write_examples, write_jsonl
+from curiosity_sft.data.sources import detect_format, is_archive, read_source
+from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
 from curiosity_sft.io import atomic_write_json, publish_dir
+
+TEMPLATE_ROOM = 64  # tokens a chat template adds around a book continuation (SmolLM2: ~35)
+STAGES = ("read", "exact_duplicate", "near_duplicate", "contaminated", "too_long", "truncated", "capped")
 
 
 @dataclass
 class PrepareResult:
     output_dir: Path
     counts: dict[str, dict[str, int]]  # split -> source -> examples
-
-
-def is_test_file(path: Path) -> bool:
-    """Official evaluation splits (``test.jsonl``, ``MATH/test``) never enter training."""
-    return "test" in path.stem.lower().split("_") or path.stem.lower().startswith("test")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def find_inputs(input_dir: Path) -> list[Path]:
-    if not input_dir.exists():
-        raise DataError("input folder not found", where=input_dir, fix="pass the folder holding your raw data to --input")
-    files = [input_dir] if input_dir.is_file() else sorted(p for p in input_dir.rglob("*") if is_data_file(p))
-    if not files:
-        raise DataError("no data files found (.jsonl, .txt, MATH .tar.gz)", where=input_dir,
-                        fix="point --input at a folder with GSM8K/MATH/logic JSONL or book .txt files")
-    return files
+    manifest: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # file -> bad records skipped (--on-error skip)
+    skipped_examples: list[str] = field(default_factory=list)  # the first few skip messages
 
 
 def split_train_val(examples: list[Example], val_ratio: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -68,45 +70,180 @@ def split_train_val(examples: list[Example], val_ratio: float, seed: int) -> tup
     return train, val
 
 
-def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.05, seed: int = 42,
-            show_progress: bool = True) -> PrepareResult:
-    inp, out = Path(input_dir), Path(output_dir)
-    files = find_inputs(inp)
-    pool: dict[str, list[Example]] = {"train": [], "test": []}
-    inputs: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    duplicates = Counter()
-    with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("reading", total=len(files))
-        for path in files:
-            fmt, reader = detect_reader(path)
-            split = "test" if is_test_file(path) else "train"
-            n = 0
-            for ex in reader(path):
-                if ex.id in seen:
-                    duplicates[ex.source] += 1
-                    continue
-                seen.add(ex.id)
-                pool[split].append(ex)
-                n += 1
-            inputs.append({"path": str(path.relative_to(inp) if inp.is_dir() else path.name), "format": fmt,
-                           "split": split, "examples": n, "sha256": sha256(path)})
+def code_version() -> dict[str, str]:
+    """Package version and a hash of the data code, so a manifest says which code made it."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(p.relative_to(Path(__file__).parent).as_posix().encode() + b"\0" + p.read_bytes())
+    return {"package": __version__, "data_code_sha256": h.hexdigest()[:16]}
+
+
+def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
+                progress: Progress) -> tuple[list[Example], list[Example], list[dict[str, Any]]]:
+    """(train pool, test pool, manifest rows) from every input, in input order."""
+    pools: dict[str, list[Example]] = {"train": [], "test": []}
+    rows = []
+    task = progress.add_task("reading", total=sum(len(i.files) for i in inputs))
+    for inp in inputs:
+        formats: set[str] = set()
+        split_counts: Counter[str] = Counter()
+        before = bad.total
+        for path in inp.files:
+            fmt = inp.format or detect_format(path, bad)
+            if fmt != "math" and is_archive(path):
+                raise DataError(f"format `{fmt}` cannot read an archive", where=path, fix="only MATH comes as .tar.gz")
+            formats.add(fmt)
+            file_opts = SourceOptions(**{**vars(opts), "source_name": inp.source})
+            for member_split, ex in read_source(path, fmt, file_opts, bad):
+                split = inp.split if inp.split != "auto" else (member_split or "train")
+                pools[split].append(ex)
+                split_counts[split] += 1
             progress.advance(task)
-    if not pool["train"]:
-        raise DataError("no training examples found (only test splits?)", where=inp)
-    train, val = split_train_val(pool["train"], val_ratio, seed)
-    test = sorted(pool["test"], key=lambda e: e.id)
-    splits = {"train": train, "val": val, "test": test}
+        rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "split": inp.split if inp.split != "auto"
+                     else "/".join(sorted(split_counts)) or "train", "examples": dict(sorted(split_counts.items())),
+                     "skipped": bad.total - before, "sha256": inp.sha256})
+    return pools["train"], pools["test"], rows
+
+
+def eval_index(test: list[Example], files: Sequence[str | Path], n: int, opts: SourceOptions,
+               bad: BadRecords) -> tuple[NgramIndex, list[dict[str, Any]]]:
+    """N-grams of every evaluation prompt: the test splits found, plus ``--decontaminate`` files."""
+    index = NgramIndex(n)
+    for ex in test:
+        index.add(prompt_text(ex))
+    rows = [{"path": "(test splits in input)", "examples": len(test)}]
+    for f in files:
+        path = Path(f)
+        if not path.exists():
+            raise DataError("evaluation set not found", where=path, fix="check the --decontaminate path")
+        files_in = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        k = 0
+        for p in files_in:
+            for _, ex in read_source(p, detect_format(p, bad), opts, bad):
+                index.add(prompt_text(ex))
+                k += 1
+        rows.append({"path": str(path), "examples": k, "sha256": sha256_files(files_in, path.parent)})
+    return index, rows
+
+
+def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str, dict[str, int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for ex, n in zip(examples, lengths, strict=True):
+        groups[ex.source].append(n)
+    return {s: {"examples": len(v), **percentiles(v)} for s, v in sorted(groups.items())}
+
+
+def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.05, seed: int = 42,
+            show_progress: bool = True, *, data_config: str | Path | DataConfig | None = None,
+            on_error: OnError = "fail", max_length: int | None = None, model: str | None = None,
+            decontaminate: Sequence[str | Path] = (), ngram: int | None = None,
+            overflow: str | None = None) -> PrepareResult:
+    """Prepare ``input_dir`` into ``output_dir``. Keyword options override the data config's;
+    ``model="none"`` (or ``model: null`` in the config) skips tokenization and estimates lengths."""
+    cfg = data_config if isinstance(data_config, DataConfig) else load_data_config(data_config)
+    updates = {k: v for k, v in {"max_length": max_length, "ngram": ngram, "overflow": overflow}.items() if v is not None}
+    if model is not None:
+        updates["model"] = None if model.lower() == "none" else model
+    updates["decontaminate"] = [*cfg.decontaminate, *map(str, decontaminate)]
+    cfg = DataConfig(**{**cfg.model_dump(), **updates})
+    inp, out = Path(input_dir), Path(output_dir)
+    bad = BadRecords(on_error)
+    if cfg.model is None:
+        counter = LengthCounter(None)
+    else:
+        from curiosity_sft.models import load_tokenizer
+
+        counter = LengthCounter(load_tokenizer(cfg.model))
+    opts = SourceOptions(strip_calculator=cfg.strip_calculator, book_instructions=cfg.book_instructions,
+                         passage_tokens=cfg.max_length - TEMPLATE_ROOM, count_tokens=counter.texts)
+
+    with Progress(disable=not show_progress, transient=True) as progress:
+        inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
+        train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
+        if not train_pool:
+            raise DataError("no training examples found (only test splits?)", where=inp)
+        stats: dict[str, Counter[str]] = defaultdict(Counter)
+        for ex in train_pool:
+            stats[ex.source]["read"] += 1
+
+        task = progress.add_task("deduplicating", total=2)
+        pool = test + train_pool  # test first: a training copy of a test problem is what gets dropped
+        n_test = len(test)
+        verdicts: dict[int, Verdict] = exact_duplicates(pool)
+        progress.advance(task)
+        verdicts |= near_duplicates(pool, cfg.near_dup_threshold, skip=verdicts)
+        progress.advance(task)
+        task = progress.add_task("decontaminating", total=1)
+        index, eval_rows = eval_index(test, cfg.decontaminate, cfg.ngram, opts, bad)
+        verdicts = {i: v for i, v in verdicts.items() if i >= n_test}  # official test splits are never filtered
+        verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(n_test)))
+        progress.advance(task)
+
+        task = progress.add_task("tokenizing", total=1)
+        kept_idx = [i for i in range(len(pool)) if i not in verdicts]
+        lengths = dict(zip(kept_idx, counter.examples([pool[i] for i in kept_idx]), strict=True))
+        progress.advance(task)
+        test_over = sum(1 for i in range(n_test) if lengths[i] > cfg.max_length)
+        kept: list[Example] = []
+        kept_len: dict[str, int] = {}
+        for i in kept_idx[n_test:]:
+            ex, n = pool[i], lengths[i]
+            if n > cfg.max_length:
+                short = truncate(ex, n, cfg.max_length, counter) if cfg.overflow == "truncate" else None
+                if short is None:
+                    verdicts[i] = Verdict("too_long", detail=str(n))
+                    continue
+                stats[ex.source]["truncated"] += 1
+                ex, n = short, counter.examples([short])[0]
+            kept.append(ex)
+            kept_len[ex.id] = n
+        for i, v in verdicts.items():
+            stats[pool[i].source][v.reason] += 1
+
+    limits = {s.name: s.max_examples for s in cfg.sources if s.max_examples is not None}
+    kept, capped = cap(kept, limits, seed)
+    for source, k in capped.items():
+        stats[source]["capped"] += k
+    train, val = split_train_val(kept, val_ratio, seed)
+    train_len = [kept_len[e.id] for e in train]
+    weights = {s.name: s.weight for s in cfg.sources if s.weight is not None}
+    mixed, mixed_len = mix(train, train_len, weights, seed) if weights else (train, train_len)
+    test_sorted = sorted(range(n_test), key=lambda i: pool[i].id)
+    splits = {"train": mixed, "val": val, "test": [pool[i] for i in test_sorted]}
+    split_len = {"train": mixed_len, "val": [kept_len[e.id] for e in val], "test": [lengths[i] for i in test_sorted]}
     counts = {name: dict(sorted(Counter(e.source for e in exs).items())) for name, exs in splits.items()}
+    for name in ("train", "val"):
+        for source, k in counts[name].items():
+            stats[source][name] = k
+    stats_out = {s: {k: c.get(k, 0) for k in (*STAGES, "val", "train")} for s, c in sorted(stats.items())}
+    dropped = [{"id": pool[i].id, "source": pool[i].source, "reason": v.reason, "detail": v.detail}
+               for i, v in sorted(verdicts.items(), key=lambda kv: (kv[1].reason, pool[kv[0]].id))]
+    manifest = {
+        "code_version": code_version(),
+        "config": {**cfg.model_dump(), "val_ratio": val_ratio, "seed": seed, "on_error": on_error},
+        "inputs": input_rows,
+        "counts": counts,
+        "filters": stats_out,
+        "exact_duplicates_removed": {s: v["exact_duplicate"] for s, v in stats_out.items() if v["exact_duplicate"]},
+        "decontamination": {"ngram": cfg.ngram, "eval_sets": eval_rows, "dropped_ids_file": "dropped.jsonl",
+                            "dropped": {s: v["contaminated"] for s, v in stats_out.items()}},
+        "length": {"unit": counter.unit, "max_length": cfg.max_length, "overflow": cfg.overflow,
+                   "test_over_max_length": test_over,
+                   **{name: _by_source(splits[name], split_len[name]) for name in splits}},
+        "mixing": {"weights": weights, "before": shares(train, train_len), "after": shares(mixed, mixed_len)},
+        "skipped_records": dict(sorted(bad.skipped.items())),
+    }
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    for name, exs in splits.items():
-        if exs or name != "test":
-            write_examples(tmp / f"{name}.jsonl", exs)
-    atomic_write_json(tmp / "manifest.json", {
-        "inputs": inputs, "counts": counts, "exact_duplicates_removed": dict(sorted(duplicates.items())),
-        "val_ratio": val_ratio, "seed": seed, "code_version": __version__,
-    })
-    publish_dir(tmp, out)
-    return PrepareResult(out, counts)
+    try:
+        for name, exs in splits.items():
+            if exs or name != "test":
+                write_examples(tmp / f"{name}.jsonl", exs)
+        write_jsonl(tmp / "dropped.jsonl", dropped)
+        atomic_write_json(tmp / "manifest.json", manifest)
+        publish_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return PrepareResult(out, counts, manifest, dict(bad.skipped), list(bad.first_errors))

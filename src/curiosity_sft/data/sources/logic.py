@@ -1,39 +1,66 @@
-"""Logic puzzles: reasoning-gym JSONL (``task``/``question``/``answer``/``metadata``)."""
+"""Logic puzzles: reasoning-gym JSONL (``task``/``question``/``answer``/``params``) and Logic-RL
+knights-and-knaves (``quiz``/``solution_text``/``names``).
+
+Difficulty is the puzzle's size from its generator parameters: people in a knights-and-knaves
+puzzle (2 -> 0), people x attributes in a zebra puzzle (3x3 -> 0, 4x4 -> 1).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-from curiosity_sft.data.schema import Example, chat, iter_jsonl, stable_id
+from curiosity_sft.data.schema import Example, chat, stable_id
+from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
+
+LOGIC_RL_MAX_PEOPLE = 8  # Logic-RL's knights-and-knaves sets go from 2 to 8 people
 
 
 def matches(rec: dict) -> bool:
     return "task" in rec and "question" in rec and "answer" in rec
 
 
+def matches_logic_rl(rec: dict) -> bool:
+    return "quiz" in rec and "solution_text" in rec
+
+
+def _clip(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
 def difficulty(rec: dict) -> float | None:
     """Puzzle size from its generator parameters, scaled to [0, 1] within the task's usual range."""
     p = rec.get("params") or {}
     if "n_people" in p:
-        return min(1.0, max(0.0, (p["n_people"] - 2) / 3))
+        return _clip((p["n_people"] - 2) / 3)
     if "num_people" in p:
-        return min(1.0, max(0.0, (p["num_people"] * p.get("num_characteristics", p["num_people"]) - 9) / 7))
+        return _clip((p["num_people"] * p.get("num_characteristics", p["num_people"]) - 9) / 7)
     return None
 
 
-def read(path: Path) -> Iterator[Example]:
-    for line, rec in iter_jsonl(path):
-        q, a = rec.get("question"), rec.get("answer")
-        meta = rec.get("metadata") or {}
-        # Propositional-logic puzzles have many valid conclusions: reasoning-gym leaves `answer`
-        # null and gives one in metadata.example_answer. Train on it; it is not a unique key to score by.
-        unique = a is not None
-        if a is None:
-            a = meta.get("example_answer")
-        if not isinstance(q, str) or not isinstance(a, str | int | float):
-            raise DataError("logic record needs a string `question` and an `answer`", where=path, line=line)
-        task = str(rec.get("task", "logic"))
-        yield Example(id=stable_id("logic", q), source="logic", messages=chat(q.strip(), str(a).strip()),
-                      answer=str(a).strip() if unique else None, difficulty=difficulty(rec), meta={"task": task})
+def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:
+    q, a = rec.get("question"), rec.get("answer")
+    meta = rec.get("metadata") or {}
+    # Propositional-logic puzzles have many valid conclusions: reasoning-gym leaves `answer`
+    # null and gives one in metadata.example_answer. Train on it; it is not a unique key to score by.
+    unique = a is not None
+    if a is None and isinstance(meta, dict):
+        a = meta.get("example_answer")
+    if not isinstance(q, str):
+        raise DataError("logic record needs a string `question`", where=where, line=line)
+    if not isinstance(a, str | int | float) or isinstance(a, bool):
+        raise DataError("logic record needs a string or number `answer`", where=where, line=line)
+    source = opts.source_name or "logic"
+    return [Example(id=stable_id(source, q), source=source, messages=chat(q.strip(), str(a).strip()),
+                    answer=str(a).strip() if unique else None, difficulty=difficulty(rec),
+                    meta={"task": str(rec.get("task", "logic"))})]
+
+
+def logic_rl_to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:
+    quiz, sol = rec.get("quiz"), rec.get("solution_text")
+    if not isinstance(quiz, str) or not isinstance(sol, str):
+        raise DataError("Logic-RL record needs string `quiz` and `solution_text`", where=where, line=line)
+    names = rec.get("names")
+    n = len(names) if isinstance(names, list) else None
+    source = opts.source_name or "logic"
+    return [Example(id=stable_id(source, quiz), source=source, messages=chat(quiz.strip(), sol.strip()),
+                    answer=sol.strip(), difficulty=None if n is None else _clip((n - 2) / (LOGIC_RL_MAX_PEOPLE - 2)),
+                    meta={"task": "knights_knaves", "people": n})]

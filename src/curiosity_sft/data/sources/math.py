@@ -1,7 +1,8 @@
-"""MATH: the original release (``MATH/{train,test}/<subject>/<n>.json``, folder or tar) and JSONL exports.
+"""MATH: the original release (``MATH/{train,test}/<subject>/<n>.json``, folder or tar) and the
+JSONL exports (Hugging Face: problem/level/type/solution; MATH-500: problem/solution/answer/level).
 
 The answer is the last ``\\boxed{...}`` (or ``\\fbox{...}``) in the solution, read with brace
-matching because answers nest braces (``\\boxed{\\frac{1}{2}}``).
+matching because answers nest braces (``\\boxed{\\frac{1}{2}}``). ``level`` 1..5 is the difficulty.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from curiosity_sft.data.schema import Example, chat, iter_jsonl, stable_id
+from curiosity_sft.data.records import BadRecords
+from curiosity_sft.data.schema import Example, chat, stable_id
+from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
 
 
@@ -42,52 +45,74 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
-def to_example(rec: dict, where: str | Path, line: int | None) -> Example:
-    problem = rec.get("problem")
-    solution = rec.get("solution")
-    if not isinstance(problem, str) or not isinstance(solution, str | type(None)):
-        raise DataError("MATH record needs a string `problem` and `solution`", where=where, line=line)
-    answer = rec.get("answer") if isinstance(rec.get("answer"), str) else None
+def level_number(level: object) -> int | None:
+    """``"Level 3"`` (original, HF) or ``3`` (MATH-500) -> 3; ``"Level ?"`` -> None."""
+    last = str(level).split()[-1] if str(level).split() else ""
+    return int(last) if last.isdigit() and 1 <= int(last) <= 5 else None
+
+
+def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:
+    problem, solution = rec.get("problem"), rec.get("solution")
+    if not isinstance(problem, str) or not problem.strip():
+        raise DataError("MATH record needs a non-empty string `problem`", where=where, line=line)
+    if not isinstance(solution, str | None):
+        raise DataError(f"MATH `solution` must be a string, got {type(solution).__name__}", where=where, line=line)
+    given = rec.get("answer")
+    answer = str(given) if isinstance(given, str | int | float) and str(given).strip() else None
     answer = answer or (last_boxed(solution) if solution else None)
     if answer is None:
         raise DataError("MATH solution has no \\boxed{} answer", where=where, line=line)
     if not solution:
         solution = f"The answer is $\\boxed{{{answer}}}$."
-    level = str(rec.get("level", ""))
-    lvl = int(level.split()[-1]) if level.split() and level.split()[-1].isdigit() else None
-    return Example(id=stable_id("math", problem), source="math", messages=chat(problem.strip(), solution.strip()),
-                   answer=answer, difficulty=None if lvl is None else (lvl - 1) / 4,
-                   meta={"level": level, "type": rec.get("type", rec.get("subject", ""))})
+    lvl = level_number(rec.get("level", ""))
+    source = opts.source_name or "math"
+    return [Example(id=stable_id(source, problem), source=source, messages=chat(problem.strip(), solution.strip()),
+                    answer=answer, difficulty=None if lvl is None else (lvl - 1) / 4,
+                    meta={"level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", ""))})]
 
 
-def read_jsonl(path: Path) -> Iterator[Example]:
-    for line, rec in iter_jsonl(path):
-        yield to_example(rec, path, line)
+def member_split(name: str) -> str:
+    """``MATH/test/algebra/1.json`` -> ``test``: official test problems never enter training."""
+    return "test" if "test" in PurePosixPath(name).parts else "train"
 
 
-def read_archive(path: Path) -> Iterator[Example]:
-    """Read ``MATH/<split>/<subject>/<n>.json`` members; refuse absolute or ``..`` member paths."""
+def read_archive(path: Path, opts: SourceOptions, bad: BadRecords) -> Iterator[tuple[str, Example]]:
+    """(split, example) for each ``<split>/<subject>/<n>.json`` member, in member-name order.
+
+    Members with absolute paths or ``..`` are refused outright (a hostile archive is not a bad
+    record to skip). Nothing is extracted to disk: members are read in memory.
+    """
     try:
         tar = tarfile.open(path)
     except (tarfile.TarError, OSError) as e:
         raise DataError(f"not a readable tar archive ({e})", where=path) from None
-    records = []
+    records: list[tuple[str, bytes]] = []
     with tar:
-        # Stream members in archive order: seeking back in a .tar.gz re-decompresses from the start.
-        for m in tar:
-            if not (m.isfile() and m.name.endswith(".json")):
-                continue
-            p = PurePosixPath(m.name)
-            if p.is_absolute() or ".." in p.parts:
-                raise DataError(f"archive member `{m.name}` escapes the archive", where=path,
-                                fix="refusing a hostile archive; re-create it with relative paths")
-            if "test" in p.parts:  # official test problems are for evaluation, never training
-                continue
-            f = tar.extractfile(m)
-            assert f is not None
+        try:
+            # Stream members in archive order: seeking back in a .tar.gz re-decompresses from the start.
+            for m in tar:
+                p = PurePosixPath(m.name)
+                if p.is_absolute() or ".." in p.parts or m.issym() or m.islnk():
+                    raise DataError(f"archive member `{m.name}` is a link or escapes the archive", where=path,
+                                    fix="refusing a hostile archive; re-create it with plain relative files")
+                if m.isfile() and m.name.endswith(".json"):
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    records.append((m.name, f.read()))
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(f"truncated or corrupt tar archive ({e})", where=path) from None
+    if not records:
+        raise DataError("archive holds no MATH `.json` problem files", where=path)
+    for name, raw in sorted(records):
+        where = f"{path}:{name}"
+        try:
             try:
-                records.append((m.name, json.loads(f.read().decode("utf-8"))))
+                rec = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise DataError(f"bad JSON in member {m.name} ({e})", where=path) from None
-    for name, rec in sorted(records, key=lambda r: r[0]):
-        yield to_example(rec, f"{path}:{name}", None)
+                raise DataError(f"bad JSON ({e})", where=where) from None
+            if not isinstance(rec, dict):
+                raise DataError("expected a JSON object", where=where)
+            for ex in to_examples(rec, where, None, opts):
+                yield member_split(name), ex
+        except DataError as e:
+            bad.handle(e, str(path))
