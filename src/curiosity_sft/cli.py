@@ -61,16 +61,28 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     import json
 
+    from curiosity_sft.config import load_config
     from curiosity_sft.evaluation.evaluate import evaluate
+    from curiosity_sft.evaluation.tasks import parse_tasks
 
-    res = evaluate(a.model, a.data, a.output, limit=a.limit, max_new_tokens=a.max_new_tokens,
-                   batch_size=a.batch_size, max_length=a.max_length)
-    summary = {"perplexity": res["perplexity"]["overall"]["perplexity"]}
+    cfg = load_config(a.config, a.set)
+    res = evaluate(a.model, a.data, a.output, limit=a.limit, max_new_tokens=a.max_new_tokens or cfg.eval_max_new_tokens,
+                   batch_size=a.batch_size or cfg.eval_batch_size, max_length=a.max_length,
+                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare)
+    summary: dict = {}
+    if "perplexity" in res:
+        summary["perplexity"] = res["perplexity"]["overall"]["perplexity"]
+    if "bleu" in res:
+        summary["bleu_01"] = res["bleu"]["overall"].get("bleu_01")
     if "accuracy" in res:
-        summary["accuracy"] = res["accuracy"]["overall"]["accuracy"]
+        summary["accuracy"] = {s: v["accuracy"] for s, v in res["accuracy"].items()}
+    summary["gates"] = {g["name"]: g["status"] for g in res["gates"]}
     print(json.dumps(summary, indent=2))
     if a.output:
-        log.info("wrote %s/results.json", a.output)
+        log.info("wrote %s/results.json, samples.jsonl, report.md, report.html", a.output)
+    if a.fail_on_gates and any(g["status"] == "fail" for g in res["gates"]):
+        log.error("quality gate(s) failed: %s", ", ".join(g["name"] for g in res["gates"] if g["status"] == "fail"))
+        raise SystemExit(1)
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -114,11 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="perplexity and answer accuracy of a model on a data file")
     s.add_argument("--model", required=True, help="latest.pt, checkpoint-N, run folder, HF folder, adapter, alias")
     s.add_argument("--data", required=True, help="prepared val.jsonl/test.jsonl or a raw GSM8K/MATH/logic file")
-    s.add_argument("--output", help="folder for results.json and samples.jsonl")
+    s.add_argument("--output", help="folder for results.json, samples.jsonl, report.md and report.html")
+    s.add_argument("--tasks", help="comma-separated: perplexity, bleu, accuracy (default: all)")
     s.add_argument("--limit", type=int, help="evaluate a deterministic subset of N examples")
-    s.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=256)
-    s.add_argument("--batch-size", "--batch_size", type=int, default=16)
+    s.add_argument("--max-new-tokens", "--max_new_tokens", type=int, help="default: eval_max_new_tokens")
+    s.add_argument("--batch-size", "--batch_size", type=int, help="default: eval_batch_size")
     s.add_argument("--max-length", "--max_length", type=int, default=1024)
+    s.add_argument("--config", help="YAML config whose gate_* keys set the quality-gate thresholds")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--compare", help="another evaluation's results.json (e.g. the base model) to report against")
+    s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true", help="exit 1 when a quality gate fails")
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("demo", help="the whole pipeline on embedded data, offline")

@@ -1,19 +1,27 @@
-"""Answer extraction and equivalence, per source.
+"""Answer extraction and equivalence for GSM8K and MATH, and the per-source dispatch.
 
-GSM8K follows lm-evaluation-harness: "strict" reads the number after ``####``; "flexible" takes
-the last number in the output. MATH answers are compared with ``math-verify``. Reasoning models'
-``<think>...</think>`` blocks are removed first: the answer is what comes after them.
+GSM8K follows lm-evaluation-harness's two filters so numbers are comparable to published ones:
+"strict" reads the number after ``####``; "flexible" takes the last number in the output. We
+differ from it on purpose in three places (docs/EVALUATION.md, checked against lm-eval's own
+filters in tests/unit/test_scorers.py): numbers are compared by value (``18.00`` == ``18``), a
+final ``\\boxed{}`` wins over the last number, and a fraction ``3/4`` is one number, not two.
+MATH answers are compared with ``math-verify``. Reasoning models' ``<think>...</think>`` blocks
+are removed first: the answer is what comes after them.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from curiosity_sft.data.sources.math import last_boxed
 
-NUMBER = re.compile(r"-?[$]?\d[\d,]*(?:\.\d+)?")
 THINK = re.compile(r"<think>.*?</think>", re.S)
+# A number as people write them: -1,234.5  $18  .5  3/4 ; the sign only when not a hyphen in a word.
+NUMBER = re.compile(r"(?<![\w.])-?\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+(?![\d,]*\.\d))?")
+STRICT = re.compile(r"####\s*\\?\$?\s*(-?[\d.,]*\d(?:\s*/\s*\d+)?)")
+LATEX_FRAC = re.compile(r"\\d?frac\{(-?[\d.,]+)\}\{(-?[\d.,]+)\}")
 
 
 @dataclass
@@ -23,31 +31,42 @@ class Score:
 
 
 def strip_think(output: str) -> str:
+    """The answer part of a reasoning model's output: what follows its thinking."""
     output = THINK.sub("", output)
-    if "</think>" in output:  # an opening tag in the prompt, only the closing one in the output
+    if "</think>" in output:  # the opening tag was in the prompt, only the closing one is generated
         output = output.split("</think>")[-1]
+    elif "<think>" in output:  # thinking that never finished: there is no answer
+        output = output.split("<think>")[0]
     return output.strip()
 
 
 def normalize_number(s: str) -> str | None:
-    s = s.replace(",", "").replace("$", "").strip().rstrip(".")
+    """A canonical string for a number's value, or None when ``s`` is not a number.
+
+    ``1,000`` / ``$1000.00`` / ``1000.`` -> ``1000``; ``3/4`` / ``\\frac{3}{4}`` / ``.75`` -> ``0.75``.
+    """
+    s = LATEX_FRAC.sub(r"\1/\2", s)
+    s = s.replace("\\$", "").replace("$", "").replace(",", "").replace("\\!", "").strip().rstrip(".").strip()
+    s = re.sub(r"\s*/\s*", "/", s)
     try:
-        v = float(s)
-    except ValueError:
+        v = Fraction(s)
+    except (ValueError, ZeroDivisionError):
         return None
-    return str(int(v)) if v == int(v) else repr(v)
+    return str(v.numerator) if v.denominator == 1 else repr(float(v))
 
 
 def extract_gsm8k(output: str, strict: bool) -> str | None:
     text = strip_think(output)
     if strict:
-        m = re.search(r"####\s*(-?[$]?\d[\d,]*(?:\.\d+)?)", text)
+        m = STRICT.search(text)
         return normalize_number(m.group(1)) if m else None
     boxed = last_boxed(text)
     if boxed is not None and normalize_number(boxed) is not None:
         return normalize_number(boxed)
-    nums = NUMBER.findall(text)
-    return normalize_number(nums[-1]) if nums else None
+    for raw in reversed(NUMBER.findall(LATEX_FRAC.sub(r"\1/\2", text))):
+        if (n := normalize_number(raw)) is not None:
+            return n
+    return None
 
 
 def score_gsm8k(output: str, reference: str, strict: bool = False) -> Score:
@@ -56,39 +75,19 @@ def score_gsm8k(output: str, reference: str, strict: bool = False) -> Score:
 
 
 def score_math(output: str, reference: str) -> Score:
+    """``math-verify`` equivalence of the last ``\\boxed{}`` (or, without one, the last LaTeX/number)."""
     from math_verify import parse, verify
 
     text = strip_think(output)
     got = last_boxed(text)
+    try:
+        gold = parse(f"${reference}$")
+        pred = parse(f"${got}$") if got is not None else parse(text)
+        if got is None and pred:
+            got = str(pred[-1])
+        ok = bool(pred) and bool(verify(gold, pred))
+    except Exception:  # math-verify raises on some LaTeX: an unparsable answer is wrong, not a crash
+        ok = False
     if got is None:
         return Score(None, False)
-    try:
-        ok = bool(verify(parse(f"${reference}$"), parse(f"${got}$")))
-    except Exception:  # math-verify raises on unparsable LaTeX: an unparsable answer is wrong, not a crash
-        ok = False
     return Score(got, ok or got.replace(" ", "") == reference.replace(" ", ""))
-
-
-def _norm_text(s: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9,]", " ", s.lower()).split())
-
-
-def score_logic(output: str, reference: str) -> Score:
-    """Knights-and-knaves: compare each person's role, in any order; otherwise normalised text."""
-    text = strip_think(output)
-    pairs = dict(re.findall(r"(\w+) is an? (\w+)", reference))
-    if pairs:
-        got = dict(re.findall(r"(\w+) is an? (\w+)", text))
-        ok = all(got.get(k, "").lower() == v.lower() for k, v in pairs.items())
-        return Score(", ".join(f"{k} is {v}" for k, v in got.items()) or None, ok)
-    return Score(text[-200:] or None, _norm_text(reference) in _norm_text(text))
-
-
-def score(source: str, output: str, reference: str) -> Score:
-    if source == "gsm8k":
-        return score_gsm8k(output, reference)
-    if source == "math":
-        return score_math(output, reference)
-    if source == "logic":
-        return score_logic(output, reference)
-    return score_gsm8k(output, reference) if normalize_number(reference) is not None else score_logic(output, reference)
