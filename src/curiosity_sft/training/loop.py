@@ -250,10 +250,10 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                     dt = time.perf_counter() - t_window
                     rec = {"step": step, "epoch": round(position["epoch"] + position["index"] / stream.per_epoch, 4),
                            "loss": r.loss, "learning_rate": scheduler.get_last_lr()[0], "grad_norm": r.grad_norm,
-                           "tokens_per_second": tok_window / dt if dt > 0 else 0.0,
+                           "tokens_per_second": tok_window / dt if dt > 0 else 0.0, "window_seconds": dt,
                            "mfu": flops_window / dt / peak if dt > 0 and peak > 0 else 0.0,
                            "micro_batch_split": runner.split, **memory_metrics(device)}
-                    t_window, tok_window, flops_window = time.perf_counter(), 0, 0.0
+                    tok_window, flops_window = 0, 0.0
                     sink.log(rec)
                 if val_enc and (step % cfg.eval_steps == 0 or step == total_steps):
                     eval_loss = validation_loss(model, val_enc, cfg, tok.pad_token_id, device)
@@ -262,6 +262,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                     checkpoint(step, stream.position())
                 if step == kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if tok_window == 0:  # a window was just logged: time the next one from here, without eval/save
+                    t_window = time.perf_counter()
         except KeyboardInterrupt:
             # Weights are those of the last completed step; resuming replays the interrupted one.
             optimizer.zero_grad(set_to_none=True)
