@@ -25,7 +25,7 @@ class LengthCounter:
         self.unit = "tokens" if tokenizer is not None else "chars/4"
 
     def texts(self, texts: list[str]) -> list[int]:
-        if self.tok is None:
+        if self.tok is None or not texts:  # (fast tokenizers fail on an empty batch)
             return [-(-len(t) // CHARS_PER_TOKEN) for t in texts]
         return [len(ids) for ids in self.tok(texts, add_special_tokens=False)["input_ids"]]
 

@@ -148,6 +148,7 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
     cfg = DataConfig(**{**cfg.model_dump(), **updates})
     inp, out = Path(input_dir), Path(output_dir)
     bad = BadRecords(on_error)
+    inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
     if cfg.model is None:
         counter = LengthCounter(None)
     else:
@@ -158,7 +159,6 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
                          passage_tokens=cfg.max_length - TEMPLATE_ROOM, count_tokens=counter.texts)
 
     with Progress(disable=not show_progress, transient=True) as progress:
-        inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
         train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
         if not train_pool:
             raise DataError("no training examples found (only test splits?)", where=inp)
@@ -212,10 +212,10 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
     splits = {"train": mixed, "val": val, "test": [pool[i] for i in test_sorted]}
     split_len = {"train": mixed_len, "val": [kept_len[e.id] for e in val], "test": [lengths[i] for i in test_sorted]}
     counts = {name: dict(sorted(Counter(e.source for e in exs).items())) for name, exs in splits.items()}
-    for name in ("train", "val"):
-        for source, k in counts[name].items():
+    for name, exs in (("val", val), ("train", train), ("mixed", mixed)):
+        for source, k in Counter(e.source for e in exs).items():
             stats[source][name] = k
-    stats_out = {s: {k: c.get(k, 0) for k in (*STAGES, "val", "train")} for s, c in sorted(stats.items())}
+    stats_out = {s: {k: c.get(k, 0) for k in (*STAGES, "val", "train", "mixed")} for s, c in sorted(stats.items())}
     dropped = [{"id": pool[i].id, "source": pool[i].source, "reason": v.reason, "detail": v.detail}
                for i, v in sorted(verdicts.items(), key=lambda kv: (kv[1].reason, pool[kv[0]].id))]
     manifest = {

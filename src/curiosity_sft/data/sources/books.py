@@ -24,7 +24,8 @@ CHAPTER = re.compile(r"^[ \t]*(CHAPTER|Chapter)\s+([IVXLC]+|\d+)\b.*$", re.M)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'’”])\s+")
 TOKENS_PER_WORD = 1.4  # SmolLM2 on these books: used only when no tokenizer is given
 MIN_WORDS = 20
-PROSE_WORDS = 30  # a paragraph this long is story, not a title page or a contents line
+PROSE_WORDS = 20  # a paragraph this long that ends a sentence is story, not a title page or contents
+PROSE_END = re.compile(r"[.!?][\"'’”]?$")
 
 
 def strip_gutenberg(text: str) -> str:
@@ -41,11 +42,15 @@ def paragraphs(text: str) -> list[str]:
     return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
+def is_prose(para: str) -> bool:
+    return len(para.split()) >= PROSE_WORDS and bool(PROSE_END.search(para))
+
+
 def is_front_matter(text: str) -> bool:
-    """Title pages and contents are short lines; a story's opening is long paragraphs."""
+    """Title pages and contents are short unpunctuated lines; a story's opening is sentences."""
     paras = paragraphs(text)
     words = sum(len(p.split()) for p in paras)
-    prose = sum(len(p.split()) for p in paras if len(p.split()) >= PROSE_WORDS)
+    prose = sum(len(p.split()) for p in paras if is_prose(p))
     return words == 0 or prose < words / 2
 
 
@@ -113,6 +118,8 @@ def decode(path: Path) -> str:
 
 
 def _count(texts: list[str], opts: SourceOptions) -> list[int]:
+    if not texts:  # fast tokenizers fail on an empty batch
+        return []
     if opts.count_tokens is not None:
         return opts.count_tokens(texts)
     return [round(len(t.split()) * TOKENS_PER_WORD) for t in texts]
@@ -122,7 +129,8 @@ def read(path: Path, opts: SourceOptions) -> Iterator[Example]:
     text = strip_gutenberg(decode(path).replace("\r\n", "\n").replace("\r", "\n"))
     book = path.stem
     title = book.replace("_", " ").replace("-", " ").title()
-    paras_by_chapter = [paragraphs(ch) for ch in chapters(text)]
+    # A contents page repeats the headings; the "chapters" between those lines are empty.
+    paras_by_chapter = [ps for ps in map(paragraphs, chapters(text)) if sum(len(p.split()) for p in ps) >= MIN_WORDS]
     if not any(paras_by_chapter):
         raise DataError("no text after removing the Gutenberg header/footer", where=path)
     lengths = iter(_count([p for ps in paras_by_chapter for p in ps], opts))

@@ -1,0 +1,109 @@
+"""Each filter on hand-built examples whose fate is known: duplicates, contamination, length, mixing."""
+
+from __future__ import annotations
+
+import pytest
+
+from curiosity_sft.data.filters import (
+    BOILERPLATE_PROMPTS,
+    NgramIndex,
+    contaminated,
+    exact_duplicates,
+    near_duplicates,
+)
+from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
+from curiosity_sft.data.mixing import cap, mix, shares
+from curiosity_sft.data.schema import Example, chat, stable_id
+
+STORY = ("the little fox ran over the hill to find the old owl who lived in the tall oak tree "
+         "near the river where the children played every summer afternoon until the sun went down")
+
+
+def ex(user: str, reply: str = "ok", source: str = "s") -> Example:
+    return Example(id=stable_id(source, user, reply), source=source, messages=chat(user, reply))
+
+
+def test_exact_duplicates_ignore_case_and_whitespace_and_repeat_ids():
+    a, b = ex("What is 2+2?"), ex("what  is 2+2?")
+    c = Example(id=a.id, source="s", messages=chat("different text", "ok"))  # same id: same question key
+    text = Example(id="t", source="s", text="What is 2+2?\nok")  # same words, but a text example
+    assert set(exact_duplicates([a, b, c, text])) == {1, 2}
+
+
+def test_near_duplicates_catch_a_one_word_edit_but_not_a_new_story():
+    base = ex(STORY)
+    edited = ex(STORY.replace("every summer", "each summer"))
+    other = ex(" ".join(reversed(STORY.split())))
+    v = near_duplicates([base, edited, other], threshold=0.5)  # true Jaccard of the edit: 29/39
+    assert list(v) == [1] and v[1].reason == "near_duplicate" and v[1].detail == base.id
+
+
+def test_contamination_uses_long_ngrams_of_eval_prompts_only():
+    index = NgramIndex(13)
+    index.add(STORY)
+    leaked = ex("Solve this: " + STORY + " How far?")
+    short_overlap = ex(" ".join(STORY.split()[:12]) + " and then something else entirely happened")
+    in_reply_only = ex("Tell me a story", reply=STORY)
+    v = contaminated([leaked, short_overlap, in_reply_only], index)
+    assert sorted(v) == [0, 2]  # a 12-word overlap is not contamination; a leak in the reply is
+    assert v[0].detail == " ".join(STORY.split()[:13])
+
+
+def test_boilerplate_shared_by_many_eval_prompts_is_ignored():
+    stock = "express your answer as a common fraction in lowest terms and then add the numerator and denominator"
+    index = NgramIndex(13)
+    for i in range(BOILERPLATE_PROMPTS + 1):
+        index.add(f"problem {i}: {stock}")
+    assert contaminated([ex(f"my own problem. {stock}")], index) == {}
+
+
+def test_lengths_use_the_chat_template(tok):
+    counter = LengthCounter(tok)
+    e = ex("Hi", "Hello")
+    rendered = tok.apply_chat_template(e.messages, tokenize=False)
+    assert counter.examples([e]) == [len(tok(rendered, add_special_tokens=False)["input_ids"])]
+    t = Example(id="t", source="s", text="Once upon a time")
+    assert counter.examples([t]) == [len(tok("Once upon a time", add_special_tokens=False)["input_ids"]) + 1]  # + EOS
+
+
+def test_truncate_on_request_cuts_the_reply_and_marks_it(tok):
+    counter = LengthCounter(tok)
+    long = Example(id="x", source="s", messages=chat("Tell me a story", STORY * 5), answer="fox")
+    [n] = counter.examples([long])
+    short = truncate(long, n, n - 40, counter)
+    assert short is not None and counter.examples([short])[0] <= n - 40
+    assert short.meta["truncated"] and short.answer is None and STORY.startswith(short.reference[:50])
+    assert truncate(long, n, 20, counter) is None  # the prompt alone does not fit: dropped, never cut
+    text = Example(id="t", source="s", text=STORY * 5)
+    [m] = counter.examples([text])
+    assert counter.examples([truncate(text, m, 30, counter)]) == [30]
+
+
+def test_percentiles_nearest_rank():
+    # nearest rank on 1..100: p50 = 50, p95 = 95
+    assert percentiles(list(range(100, 0, -1))) == {"p50": 50, "p95": 95, "max": 100, "total": 5050}
+    assert percentiles([]) == {"p50": 0, "p95": 0, "max": 0, "total": 0}
+
+
+def test_cap_is_a_seeded_sample():
+    exs = [ex(f"q{i}", source="a") for i in range(10)] + [ex("b", source="b")]
+    kept, dropped = cap(exs, {"a": 3}, seed=0)
+    assert dropped == {"a": 7} and sum(e.source == "a" for e in kept) == 3 and kept[-1].source == "b"
+    assert [e.id for e in cap(exs, {"a": 3}, seed=0)[0]] == [e.id for e in kept]
+
+
+def test_mix_reaches_target_token_shares():
+    a = [ex(f"a{i}", source="a") for i in range(10)]  # 10 x 10 tokens
+    b = [ex(f"b{i}", source="b") for i in range(30)]  # 30 x 10 tokens
+    out, lengths = mix(a + b, [10] * 40, {"a": 1, "b": 1}, seed=0)
+    s = shares(out, lengths)
+    assert s["a"]["tokens"] == 200 and s["b"]["tokens"] == 200  # 400 tokens split 1:1
+    assert len({e.id for e in out}) == len(out)  # repeated examples get distinct ids
+    assert any(e.meta.get("copy") == 1 for e in out)
+
+
+@pytest.mark.parametrize("weights", [{}, {"a": 1}])
+def test_mix_leaves_unweighted_sources_alone(weights):
+    exs = [ex("x", source="a"), ex("y", source="b")]
+    out, _ = mix(exs, [5, 7], weights, seed=0)
+    assert [e.id for e in out] == [e.id for e in exs]

@@ -1,0 +1,178 @@
+"""``prepare`` end to end on a small raw folder written here: outputs, determinism, bad inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+
+import pytest
+
+from curiosity_sft.cli import main
+from curiosity_sft.data.prepare import prepare
+from curiosity_sft.errors import ConfigError
+
+LEAK = "A train leaves the station at 3 pm going 60 miles per hour toward a city that is 180 miles away"
+
+
+def gsm(q: str, n: int) -> dict:
+    return {"question": q, "answer": f"It takes {n} steps.\n#### {n}"}
+
+
+def jsonl(rows) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.fixture
+def raw(tmp_path):
+    root = tmp_path / "raw"
+    (root / "gsm8k").mkdir(parents=True)
+    train = [gsm(f"Tom has {i} apples and buys {i + 3} more pears at the market. How many fruits does he have?", i)
+             for i in range(20)]
+    train += [gsm(f"{LEAK}. When does it arrive?", 6), train[0]]  # one leaked test question, one exact repeat
+    (root / "gsm8k" / "train.jsonl").write_text(jsonl(train))
+    (root / "gsm8k" / "test.jsonl").write_text(jsonl([gsm(f"{LEAK}. When does it get there?", 6)]))
+    (root / "puzzles").mkdir()
+    (root / "puzzles" / "logic.jsonl").write_text(jsonl(
+        {"task": "syllogism", "question": f"All cats number {i} are animals. Is cat {i} an animal?", "answer": "Yes"}
+        for i in range(10)))
+    with tarfile.open(root / "MATH.tar.gz", "w:gz") as t:
+        for split, i in [("train", 1), ("train", 2), ("test", 3)]:
+            data = json.dumps({"problem": f"What is {i}+{i}?", "level": f"Level {i}", "type": "Algebra",
+                               "solution": f"$\\boxed{{{2 * i}}}$"}).encode()
+            info = tarfile.TarInfo(f"MATH/{split}/algebra/{i}.json")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return root
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_outputs_filters_and_manifest(raw, tmp_path):
+    r = prepare(raw, tmp_path / "out", val_ratio=0.2, seed=1, show_progress=False)
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m == r.manifest
+    assert r.counts["test"] == {"gsm8k": 1, "math": 1}
+    assert m["filters"]["gsm8k"] == {"read": 22, "exact_duplicate": 1, "near_duplicate": 0, "contaminated": 1,
+                                     "too_long": 0, "truncated": 0, "capped": 0, "val": 4, "train": 16, "mixed": 16}
+    assert m["counts"]["val"] == {"gsm8k": 4, "logic": 2} and m["counts"]["train"] == {"gsm8k": 16, "logic": 8, "math": 2}
+    [leak] = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["reason"] == "contaminated"]
+    assert leak["detail"].startswith("a train leaves the station at 3 pm")
+    test_ids = {e["id"] for e in read_jsonl(tmp_path / "out" / "test.jsonl")}
+    trained = read_jsonl(tmp_path / "out" / "train.jsonl") + read_jsonl(tmp_path / "out" / "val.jsonl")
+    assert not test_ids & {e["id"] for e in trained} and not any(LEAK in json.dumps(e) for e in trained)
+    assert {i["path"]: i["split"] for i in m["inputs"]} == {"MATH.tar.gz": "test/train", "gsm8k/test.jsonl": "test",
+                                                           "gsm8k/train.jsonl": "train", "puzzles/logic.jsonl": "train"}
+    assert all(len(i["sha256"]) == 64 for i in m["inputs"])
+    assert m["length"]["unit"] == "tokens" and set(m["length"]["train"]["gsm8k"]) == {"examples", "p50", "p95", "max", "total"}
+    assert m["mixing"]["before"] == m["mixing"]["after"]
+    assert m["config"]["seed"] == 1 and m["code_version"]["package"]
+
+
+def test_same_inputs_and_seed_give_byte_identical_outputs(raw, tmp_path):
+    for name in ("a", "b"):
+        prepare(raw, tmp_path / name, seed=3, show_progress=False, model="none")
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == ["dropped.jsonl", "manifest.json", "test.jsonl", "train.jsonl", "val.jsonl"]
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    prepare(raw, tmp_path / "c", seed=4, show_progress=False, model="none")
+    assert (tmp_path / "c" / "val.jsonl").read_bytes() != (tmp_path / "a" / "val.jsonl").read_bytes()
+
+
+def test_data_config_weights_caps_and_forced_format(raw, tmp_path):
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text("sources:\n"
+                   "  - name: arithmetic\n    paths: [gsm8k]\n    max_examples: 10\n    weight: 1\n"
+                   "  - name: puzzles\n    paths: puzzles/logic.jsonl\n    format: generic\n    weight: 3\n"
+                   "max_length: 512\n")
+    r = prepare(raw, tmp_path / "out", val_ratio=0.0, seed=0, show_progress=False, data_config=cfg, model="none")
+    m = r.manifest
+    assert set(r.counts["train"]) == {"arithmetic", "puzzles"} and r.counts["test"] == {"arithmetic": 1}
+    # 22 read - 1 repeat - 1 leak = 20, capped to 10; then 1:3 in tokens with 10 puzzles of fewer tokens
+    assert m["filters"]["arithmetic"]["capped"] == 10 and m["filters"]["arithmetic"]["train"] == 10
+    assert r.counts["train"] == {"arithmetic": 4, "puzzles": 23}
+    after = m["mixing"]["after"]
+    assert after["puzzles"]["share"] == pytest.approx(0.75, abs=0.08)  # 3:1 in tokens
+
+
+@pytest.mark.parametrize("text,match", [
+    ("sources:\n  - name: a\n    paths: [x]\n    wieght: 2\n", r"data.yaml:4: unknown key `sources.0.wieght` \(did you mean `weight`"),
+    ("max_length: lots\n", r"data.yaml:1: `max_length`: .*integer"),
+    ("sources: [\n", r"data.yaml:2: not valid YAML"),
+])
+def test_data_config_errors_name_key_file_and_line(raw, tmp_path, text, match):
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        prepare(raw, tmp_path / "out", data_config=cfg, show_progress=False, model="none")
+
+
+def test_decontaminate_against_an_extra_eval_file(raw, tmp_path, capsys):
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(jsonl([{"question": "All cats number 3 are animals. Is cat 3 an animal? Answer yes or no please "
+                                         "and explain why in one short sentence", "answer": "Yes"}]))
+    assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none",
+                 "--decontaminate", str(evals), "--ngram", "8"]) == 0
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["decontamination"]["dropped"]["logic"] == 1 and m["decontamination"]["ngram"] == 8
+
+
+BAD_GSM = json.dumps(gsm("q?", 1))
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("bad.jsonl", f"{BAD_GSM}\n{{oops\n".encode(), r"bad.jsonl:2: malformed JSON"),
+    ("bad.jsonl", f'{BAD_GSM}\n{{"question": "q2?"}}\n'.encode(), r"bad.jsonl:2: GSM8K record needs a string `answer`"),
+    ("bad.jsonl", f'{BAD_GSM}\n{{"question": 7, "answer": "#### 1"}}\n'.encode(), r"bad.jsonl:2: .*string `question`"),
+    ("bad.jsonl", f"{BAD_GSM}\n".encode() + b'{"question": "\xff"}\n', r"bad.jsonl:2: not UTF-8"),
+    ("bad.jsonl", b"", r"bad.jsonl: empty file"),
+    ("bad.jsonl", b"\x00\x01\x02binary", r"bad.jsonl: binary file"),
+    ("book.txt", b"Once\n\xff\xfe upon", r"book.txt:2: not UTF-8"),
+    ("bad.tar.gz", b"not a tar", r"bad.tar.gz: not a readable tar archive"),
+])
+def test_bad_input_names_file_and_line_and_writes_nothing(tmp_path, capsys, name, content, match):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / name).write_bytes(content)
+    assert main(["prepare", "--input", str(tmp_path / "raw"), "--output", str(tmp_path / "out"), "--model", "none"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["raw"]
+
+
+def test_hostile_archive_and_unrecognised_folder_exit_2(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with tarfile.open(raw / "MATH.tar", "w") as t:
+        info = tarfile.TarInfo("../../etc/evil.json")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"{}"))
+    assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none"]) == 2
+    assert "MATH.tar: archive member `../../etc/evil.json`" in capsys.readouterr().err
+    (raw / "MATH.tar").unlink()
+    (raw / "notes.csv").write_text("a,b\n")
+    assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none"]) == 2
+    assert "no data files found" in capsys.readouterr().err
+
+
+def test_on_error_skip_counts_bad_records(raw, tmp_path, caplog):
+    (raw / "gsm8k" / "train.jsonl").write_text((raw / "gsm8k" / "train.jsonl").read_text() + "{oops\n[1]\n")
+    out = tmp_path / "out"
+    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none"]) == 2
+    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none", "--on-error", "skip"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["skipped_records"] == {str(raw / "gsm8k" / "train.jsonl"): 2}
+    assert "skipped 2 bad records" in caplog.text
+
+
+def test_failed_run_keeps_the_previous_output(raw, tmp_path):
+    out = tmp_path / "out"
+    prepare(raw, out, show_progress=False, model="none")
+    before = (out / "train.jsonl").read_bytes()
+    (raw / "broken.jsonl").write_text("{oops\n")
+    with pytest.raises(Exception, match="malformed JSON"):
+        prepare(raw, out, show_progress=False, model="none")
+    assert (out / "train.jsonl").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
