@@ -38,6 +38,14 @@ def test_near_duplicates_catch_a_one_word_edit_but_not_a_new_story():
     assert list(v) == [1] and v[1].reason == "near_duplicate" and v[1].detail == base.id
 
 
+def test_near_duplicates_with_different_answers_are_different_problems():
+    preamble = "Infer a conclusion from the premises. Use the notation OR = ∨, AND = ∧, NOT = ¬. " * 4
+    a = Example(id="a", source="logic", messages=chat(preamble + "1. Q 2. ¬Q 3. P", "(P ∧ Q)"))
+    b = Example(id="b", source="logic", messages=chat(preamble + "1. Q 2. Q 3. P", "(Q ↔ P)"))
+    c = Example(id="c", source="logic", messages=chat(preamble + "1. Q 2. Q 3. P", "(Q ↔ P)"))
+    assert list(near_duplicates([a, b, c], threshold=0.8)) == [2]
+
+
 def test_contamination_uses_long_ngrams_of_eval_prompts_only():
     index = NgramIndex(13)
     index.add(STORY)

@@ -48,7 +48,7 @@ def raw(tmp_path):
 
 
 def read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in path.read_text().split("\n") if line]
 
 
 def test_outputs_filters_and_manifest(raw, tmp_path):

@@ -2,9 +2,12 @@
 
 - **Exact duplicates**: same normalised content (case and whitespace ignored), or the same id
   (GSM8K/MATH/puzzle ids hash the question, so a repeated question with a new solution counts).
-- **Near duplicates**: MinHash over word 5-shingles with LSH (``datasketch``); a pair above the
-  Jaccard threshold is one example. Chat and plain-text examples are compared only with their own
-  kind: a book passage and its "continue the story" version are two ways to train, not a repeat.
+- **Near duplicates**: MinHash over 5-shingles of words and symbols with LSH (``datasketch``); a
+  pair above the Jaccard threshold is one example, unless their outcomes differ: generated
+  puzzles share a long preamble and differ in ``P ∧ Q`` vs ``P ∨ Q``, GSM8K variants in a number,
+  and two problems with different answers are two problems however alike their wording. Chat and
+  plain-text examples are compared only with their own kind: a book passage and its "continue the
+  story" version are two ways to train, not a repeat.
 - **Contamination**: a training example that shares a word ``ngram`` (13 by default, as in the
   GPT-3 paper) with the *question* of any evaluation example. Only evaluation prompts are indexed:
   stock solution phrasing ("we can write this as ...") is shared by honest examples too; and an
@@ -30,6 +33,7 @@ from datasketch import MinHash, MinHashLSH
 from curiosity_sft.data.schema import Example
 
 WORD = re.compile(r"\w+")
+TOKEN = re.compile(r"\w+|[^\w\s]")  # symbols count: `¬Q` and `Q` are different statements
 SHINGLE = 5
 NUM_PERM = 64
 BOILERPLATE_PROMPTS = 5
@@ -78,8 +82,18 @@ def exact_duplicates(examples: Sequence[Example]) -> dict[int, Verdict]:
     return out
 
 
+def outcome(ex: Example) -> str:
+    """What an example concludes: its verifiable answer, else its reply's last line (chat only)."""
+    if ex.answer is not None:
+        return " ".join(ex.answer.lower().split())
+    if ex.messages is None:
+        return ""
+    lines = [ln for ln in ex.reference.lower().splitlines() if ln.strip()]
+    return " ".join(lines[-1].split()) if lines else ""
+
+
 def shingles(text: str) -> list[bytes]:
-    w = words(text)
+    w = TOKEN.findall(text.lower())
     if len(w) <= SHINGLE:
         return [" ".join(w).encode()]
     return [" ".join(w[i:i + SHINGLE]).encode() for i in range(len(w) - SHINGLE + 1)]
@@ -96,16 +110,17 @@ def near_duplicates(examples: Sequence[Example], threshold: float, skip: Iterabl
     todo = [i for i in range(len(examples)) if i not in skipped]
     hashes = MinHash.bulk([shingles(content(examples[i])) for i in todo], num_perm=NUM_PERM, hashfunc=zlib.crc32)
     lsh = {k: MinHashLSH(threshold=threshold, num_perm=NUM_PERM) for k in ("chat", "text")}
-    kept: dict[str, MinHash] = {}
+    kept: dict[str, tuple[MinHash, str]] = {}
     out: dict[int, Verdict] = {}
     for i, m in zip(todo, hashes, strict=True):
-        index = lsh[kind(examples[i])]
-        match = next((k for k in sorted(index.query(m)) if m.jaccard(kept[k]) >= threshold), None)
+        index, end = lsh[kind(examples[i])], outcome(examples[i])
+        match = next((k for k in sorted(index.query(m)) if kept[k][1] == end and m.jaccard(kept[k][0]) >= threshold),
+                     None)
         if match is not None:
             out[i] = Verdict("near_duplicate", detail=match)
             continue
         index.insert(examples[i].id, m)
-        kept[examples[i].id] = m
+        kept[examples[i].id] = (m, end)
     return out
 
 
