@@ -165,6 +165,9 @@ def test_on_error_skip_counts_bad_records(raw, tmp_path, caplog):
     m = json.loads((out / "manifest.json").read_text())
     assert m["skipped_records"] == {str(raw / "gsm8k" / "train.jsonl"): 2}
     assert "skipped 2 bad records" in caplog.text
+    (raw / "empty.jsonl").write_bytes(b"")  # a whole bad file is skipped and counted too
+    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none", "--on-error", "skip"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["skipped_records"][str(raw / "empty.jsonl")] == 1
 
 
 def test_failed_run_keeps_the_previous_output(raw, tmp_path):

@@ -43,6 +43,7 @@ from curiosity_sft.errors import DataError
 from curiosity_sft.io import atomic_write_json, publish_dir
 
 TEMPLATE_ROOM = 64  # tokens a chat template adds around a book continuation (SmolLM2: ~35)
+TOKENIZE_BATCH = 2048  # big enough for the fast tokenizer's batch speed, small enough for a live progress bar
 STAGES = ("read", "exact_duplicate", "near_duplicate", "contaminated", "too_long", "truncated", "capped")
 
 
@@ -78,6 +79,15 @@ def code_version() -> dict[str, str]:
     return {"package": __version__, "data_code_sha256": h.hexdigest()[:16]}
 
 
+def read_file(path: Path, inp: Input, opts: SourceOptions,
+              bad: BadRecords) -> tuple[str, list[tuple[str | None, Example]]]:
+    """(format, examples) of one file, read completely so a file that fails halfway adds nothing."""
+    fmt = inp.format or detect_format(path, bad)
+    if fmt != "math" and is_archive(path):
+        raise DataError(f"format `{fmt}` cannot read an archive", where=path, fix="only MATH comes as .tar.gz")
+    return fmt, list(read_source(path, fmt, SourceOptions(**{**vars(opts), "source_name": inp.source}), bad))
+
+
 def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                 progress: Progress) -> tuple[list[Example], list[Example], list[dict[str, Any]]]:
     """(train pool, test pool, manifest rows) from every input, in input order."""
@@ -89,12 +99,13 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
         split_counts: Counter[str] = Counter()
         before = bad.total
         for path in inp.files:
-            fmt = inp.format or detect_format(path, bad)
-            if fmt != "math" and is_archive(path):
-                raise DataError(f"format `{fmt}` cannot read an archive", where=path, fix="only MATH comes as .tar.gz")
+            try:
+                fmt, read = read_file(path, inp, opts, bad)
+            except DataError as e:  # a whole file is bad (empty, binary, hostile): fail, or skip it
+                bad.handle(e, str(path))
+                continue
             formats.add(fmt)
-            file_opts = SourceOptions(**{**vars(opts), "source_name": inp.source})
-            for member_split, ex in read_source(path, fmt, file_opts, bad):
+            for member_split, ex in read:
                 split = inp.split if inp.split != "auto" else (member_split or "train")
                 pools[split].append(ex)
                 split_counts[split] += 1
@@ -179,10 +190,13 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
         verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(n_test)))
         progress.advance(task)
 
-        task = progress.add_task("tokenizing", total=1)
         kept_idx = [i for i in range(len(pool)) if i not in verdicts]
-        lengths = dict(zip(kept_idx, counter.examples([pool[i] for i in kept_idx]), strict=True))
-        progress.advance(task)
+        task = progress.add_task("tokenizing", total=len(kept_idx))
+        lengths: dict[int, int] = {}
+        for start in range(0, len(kept_idx), TOKENIZE_BATCH):
+            chunk = kept_idx[start:start + TOKENIZE_BATCH]
+            lengths.update(zip(chunk, counter.examples([pool[i] for i in chunk]), strict=True))
+            progress.advance(task, len(chunk))
         test_over = sum(1 for i in range(n_test) if lengths[i] > cfg.max_length)
         kept: list[Example] = []
         kept_len: dict[str, int] = {}
