@@ -179,3 +179,12 @@ def test_failed_run_keeps_the_previous_output(raw, tmp_path):
         prepare(raw, out, show_progress=False, model="none")
     assert (out / "train.jsonl").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
+
+
+def test_docs_data_md_documents_every_data_config_key():
+    from conftest import ROOT
+    from curiosity_sft.data.data_config import DataConfig, SourceSpec
+
+    doc = (ROOT / "docs" / "DATA.md").read_text()
+    missing = [k for k in [*DataConfig.model_fields, *SourceSpec.model_fields] if f"| `{k}` |" not in doc]
+    assert not missing, f"docs/DATA.md lacks {missing}"

@@ -144,9 +144,9 @@ class NgramIndex:
 
     def first_match(self, text: str) -> str | None:
         """The first n-gram of ``text`` that is in the index, as text; None if there is none."""
-        w = words(text)
+        w, grams = words(text), self.grams
         for i in range(len(w) - self.n + 1):
-            if tuple(w[i:i + self.n]) in self.grams:
+            if tuple(w[i:i + self.n]) in grams:
                 return " ".join(w[i:i + self.n])
         return None
 
