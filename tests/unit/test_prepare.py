@@ -188,3 +188,17 @@ def test_docs_data_md_documents_every_data_config_key():
     doc = (ROOT / "docs" / "DATA.md").read_text()
     missing = [k for k in [*DataConfig.model_fields, *SourceSpec.model_fields] if f"| `{k}` |" not in doc]
     assert not missing, f"docs/DATA.md lacks {missing}"
+
+
+def test_math_release_folder_is_one_input_per_subject_and_split(tmp_path):
+    for split, i in [("train", 1), ("train", 2), ("test", 3)]:
+        d = tmp_path / "raw" / "MATH" / split / "algebra"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{i}.json").write_text(json.dumps({"problem": f"What is {i}*{i}?", "level": "Level 1", "type": "Algebra",
+                                                 "solution": f"$\\boxed{{{i * i}}}$"}))
+    (tmp_path / "raw" / "MATH" / "test" / "algebra" / "4.json").write_text(
+        json.dumps({"problem": "What is 4*4?", "level": "Level 1", "type": "Algebra", "solution": "$\\boxed{16}$"}))
+    r = prepare(tmp_path / "raw", tmp_path / "out", val_ratio=0, show_progress=False, model="none")
+    assert [(i["path"], i["split"]) for i in r.manifest["inputs"]] == [("MATH/test/algebra/", "test"),
+                                                                      ("MATH/train/algebra/", "train")]
+    assert r.counts["train"] == {"math": 2} and r.counts["test"] == {"math": 2}
