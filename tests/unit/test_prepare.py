@@ -110,6 +110,16 @@ def test_data_config_errors_name_key_file_and_line(raw, tmp_path, text, match):
         prepare(raw, tmp_path / "out", data_config=cfg, show_progress=False, model="none")
 
 
+@pytest.mark.parametrize("argv,fragment", [
+    (["--ngram", "1"], "error: <command line>: `ngram`: Input should be greater than 2"),
+    (["--max-length", "8"], "error: <command line>: `max_length`"),
+    (["--val-ratio", "1.5"], "error: <command line>: --val-ratio must be in [0, 1)"),
+])
+def test_bad_options_are_one_line_exit_2(raw, tmp_path, capsys, argv, fragment):
+    assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none", *argv]) == 2
+    assert fragment in capsys.readouterr().err
+
+
 def test_decontaminate_against_an_extra_eval_file(raw, tmp_path, capsys):
     evals = tmp_path / "evals.jsonl"
     evals.write_text(jsonl([{"question": "All cats number 3 are animals. Is cat 3 an animal? Answer yes or no please "

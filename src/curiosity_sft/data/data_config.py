@@ -95,7 +95,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def _explain(err: ValidationError, where: Path, root: yaml.Node | None) -> ConfigError:
+def explain(err: ValidationError, where: Path, root: yaml.Node | None) -> ConfigError:
     first = err.errors()[0]
     loc = tuple(first["loc"])
     key = ".".join(str(p) for p in loc) or "(data config)"
@@ -133,4 +133,4 @@ def load_data_config(path: str | Path | None) -> DataConfig:
     try:
         return DataConfig(**data)
     except ValidationError as e:
-        raise _explain(e, p, root) from None
+        raise explain(e, p, root) from None

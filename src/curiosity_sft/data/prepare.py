@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.progress import Progress
 
 from curiosity_sft import __version__
-from curiosity_sft.data.data_config import DataConfig, load_data_config
+from curiosity_sft.data.data_config import DataConfig, explain, load_data_config
 from curiosity_sft.data.filters import (
     NgramIndex,
     Verdict,
@@ -39,7 +40,7 @@ from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, is_archive, read_source
 from curiosity_sft.data.sources.options import SourceOptions
-from curiosity_sft.errors import DataError
+from curiosity_sft.errors import ConfigError, DataError
 from curiosity_sft.io import atomic_write_json, publish_dir
 
 TEMPLATE_ROOM = 64  # tokens a chat template adds around a book continuation (SmolLM2: ~35)
@@ -156,7 +157,12 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
     if model is not None:
         updates["model"] = None if model.lower() == "none" else model
     updates["decontaminate"] = [*cfg.decontaminate, *map(str, decontaminate)]
-    cfg = DataConfig(**{**cfg.model_dump(), **updates})
+    try:
+        cfg = DataConfig(**{**cfg.model_dump(), **updates})
+    except ValidationError as e:
+        raise explain(e, Path("<command line>"), None) from None
+    if not 0 <= val_ratio < 1:
+        raise ConfigError(f"--val-ratio must be in [0, 1), got {val_ratio}", where="<command line>")
     inp, out = Path(input_dir), Path(output_dir)
     bad = BadRecords(on_error)
     inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
