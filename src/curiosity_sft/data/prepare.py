@@ -145,6 +145,89 @@ def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str,
     return {s: {"examples": len(v), **percentiles(v)} for s, v in sorted(groups.items())}
 
 
+def resolve_config(data_config: str | Path | DataConfig | None, val_ratio: float, **overrides: Any) -> DataConfig:
+    """The data config with the command-line options that were given applied on top."""
+    cfg = data_config if isinstance(data_config, DataConfig) else load_data_config(data_config)
+    updates = {k: v for k, v in overrides.items() if v is not None and k not in ("model", "decontaminate")}
+    if overrides.get("model") is not None:
+        updates["model"] = None if overrides["model"].lower() == "none" else overrides["model"]
+    updates["decontaminate"] = [*cfg.decontaminate, *map(str, overrides.get("decontaminate") or ())]
+    try:
+        cfg = DataConfig(**{**cfg.model_dump(), **updates})
+    except ValidationError as e:
+        raise explain(e, Path("<command line>"), None) from None
+    if not 0 <= val_ratio < 1:
+        raise ConfigError(f"--val-ratio must be in [0, 1), got {val_ratio}", where="<command line>")
+    return cfg
+
+
+@dataclass
+class Filtered:
+    """What survives the filters: kept training examples with their lengths, and every verdict."""
+
+    kept: list[Example]
+    kept_len: dict[str, int]
+    test_len: list[int]
+    verdicts: dict[int, Verdict]
+    truncated: Counter[str]
+
+
+def filter_pool(pool: list[Example], n_test: int, cfg: DataConfig, index: NgramIndex, counter: LengthCounter,
+                progress: Progress) -> Filtered:
+    """Duplicates, contamination and length over ``pool`` (the ``n_test`` test examples first).
+
+    Test examples take part as the reference every training example is compared with, but are
+    never dropped themselves.
+    """
+    task = progress.add_task("deduplicating", total=2)
+    verdicts = exact_duplicates(pool)
+    progress.advance(task)
+    verdicts |= near_duplicates(pool, cfg.near_dup_threshold, skip=verdicts)
+    progress.advance(task)
+    verdicts = {i: v for i, v in verdicts.items() if i >= n_test}
+    task = progress.add_task("decontaminating", total=1)
+    verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(n_test)))
+    progress.advance(task)
+
+    kept_idx = [i for i in range(len(pool)) if i not in verdicts]
+    task = progress.add_task("tokenizing", total=len(kept_idx))
+    lengths: dict[int, int] = {}
+    for start in range(0, len(kept_idx), TOKENIZE_BATCH):
+        chunk = kept_idx[start:start + TOKENIZE_BATCH]
+        lengths.update(zip(chunk, counter.examples([pool[i] for i in chunk]), strict=True))
+        progress.advance(task, len(chunk))
+    out = Filtered([], {}, [lengths[i] for i in range(n_test)], verdicts, Counter())
+    for i in kept_idx[n_test:]:
+        ex, n = pool[i], lengths[i]
+        if n > cfg.max_length:
+            short = truncate(ex, n, cfg.max_length, counter) if cfg.overflow == "truncate" else None
+            if short is None:
+                verdicts[i] = Verdict("too_long", detail=str(n))
+                continue
+            out.truncated[ex.source] += 1
+            ex, n = short, counter.examples([short])[0]
+        out.kept.append(ex)
+        out.kept_len[ex.id] = n
+    return out
+
+
+def write_outputs(out: Path, splits: dict[str, list[Example]], dropped: list[dict[str, Any]],
+                  manifest: dict[str, Any]) -> None:
+    """Write everything into a temporary sibling folder, then move it into place in one step."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        for name, exs in splits.items():
+            if exs or name != "test":
+                write_examples(tmp / f"{name}.jsonl", exs)
+        write_jsonl(tmp / "dropped.jsonl", dropped)
+        atomic_write_json(tmp / "manifest.json", manifest)
+        publish_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.05, seed: int = 42,
             show_progress: bool = True, *, data_config: str | Path | DataConfig | None = None,
             on_error: OnError = "fail", max_length: int | None = None, model: str | None = None,
@@ -152,17 +235,8 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
             overflow: str | None = None) -> PrepareResult:
     """Prepare ``input_dir`` into ``output_dir``. Keyword options override the data config's;
     ``model="none"`` (or ``model: null`` in the config) skips tokenization and estimates lengths."""
-    cfg = data_config if isinstance(data_config, DataConfig) else load_data_config(data_config)
-    updates = {k: v for k, v in {"max_length": max_length, "ngram": ngram, "overflow": overflow}.items() if v is not None}
-    if model is not None:
-        updates["model"] = None if model.lower() == "none" else model
-    updates["decontaminate"] = [*cfg.decontaminate, *map(str, decontaminate)]
-    try:
-        cfg = DataConfig(**{**cfg.model_dump(), **updates})
-    except ValidationError as e:
-        raise explain(e, Path("<command line>"), None) from None
-    if not 0 <= val_ratio < 1:
-        raise ConfigError(f"--val-ratio must be in [0, 1), got {val_ratio}", where="<command line>")
+    cfg = resolve_config(data_config, val_ratio, max_length=max_length, model=model, decontaminate=decontaminate,
+                         ngram=ngram, overflow=overflow)
     inp, out = Path(input_dir), Path(output_dir)
     bad = BadRecords(on_error)
     inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
@@ -179,91 +253,49 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
         train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
         if not train_pool:
             raise DataError("no training examples found (only test splits?)", where=inp)
-        stats: dict[str, Counter[str]] = defaultdict(Counter)
-        for ex in train_pool:
-            stats[ex.source]["read"] += 1
-
-        task = progress.add_task("deduplicating", total=2)
-        pool = test + train_pool  # test first: a training copy of a test problem is what gets dropped
-        n_test = len(test)
-        verdicts: dict[int, Verdict] = exact_duplicates(pool)
-        progress.advance(task)
-        verdicts |= near_duplicates(pool, cfg.near_dup_threshold, skip=verdicts)
-        progress.advance(task)
-        task = progress.add_task("decontaminating", total=1)
         index, eval_rows = eval_index(test, cfg.decontaminate, cfg.ngram, opts, bad)
-        verdicts = {i: v for i, v in verdicts.items() if i >= n_test}  # official test splits are never filtered
-        verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(n_test)))
-        progress.advance(task)
+        pool = test + train_pool  # test first: a training copy of a test problem is what gets dropped
+        f = filter_pool(pool, len(test), cfg, index, counter, progress)
 
-        kept_idx = [i for i in range(len(pool)) if i not in verdicts]
-        task = progress.add_task("tokenizing", total=len(kept_idx))
-        lengths: dict[int, int] = {}
-        for start in range(0, len(kept_idx), TOKENIZE_BATCH):
-            chunk = kept_idx[start:start + TOKENIZE_BATCH]
-            lengths.update(zip(chunk, counter.examples([pool[i] for i in chunk]), strict=True))
-            progress.advance(task, len(chunk))
-        test_over = sum(1 for i in range(n_test) if lengths[i] > cfg.max_length)
-        kept: list[Example] = []
-        kept_len: dict[str, int] = {}
-        for i in kept_idx[n_test:]:
-            ex, n = pool[i], lengths[i]
-            if n > cfg.max_length:
-                short = truncate(ex, n, cfg.max_length, counter) if cfg.overflow == "truncate" else None
-                if short is None:
-                    verdicts[i] = Verdict("too_long", detail=str(n))
-                    continue
-                stats[ex.source]["truncated"] += 1
-                ex, n = short, counter.examples([short])[0]
-            kept.append(ex)
-            kept_len[ex.id] = n
-        for i, v in verdicts.items():
-            stats[pool[i].source][v.reason] += 1
-
+    stats: dict[str, Counter[str]] = defaultdict(Counter)
+    for ex in train_pool:
+        stats[ex.source]["read"] += 1
+    for i, v in f.verdicts.items():
+        stats[pool[i].source][v.reason] += 1
+    for source, k in f.truncated.items():
+        stats[source]["truncated"] = k
     limits = {s.name: s.max_examples for s in cfg.sources if s.max_examples is not None}
-    kept, capped = cap(kept, limits, seed)
+    kept, capped = cap(f.kept, limits, seed)
     for source, k in capped.items():
-        stats[source]["capped"] += k
+        stats[source]["capped"] = k
     train, val = split_train_val(kept, val_ratio, seed)
-    train_len = [kept_len[e.id] for e in train]
+    train_len = [f.kept_len[e.id] for e in train]
     weights = {s.name: s.weight for s in cfg.sources if s.weight is not None}
     mixed, mixed_len = mix(train, train_len, weights, seed) if weights else (train, train_len)
-    test_sorted = sorted(range(n_test), key=lambda i: pool[i].id)
-    splits = {"train": mixed, "val": val, "test": [pool[i] for i in test_sorted]}
-    split_len = {"train": mixed_len, "val": [kept_len[e.id] for e in val], "test": [lengths[i] for i in test_sorted]}
+    test_order = sorted(range(len(test)), key=lambda i: test[i].id)
+    splits = {"train": mixed, "val": val, "test": [test[i] for i in test_order]}
+    split_len = {"train": mixed_len, "val": [f.kept_len[e.id] for e in val], "test": [f.test_len[i] for i in test_order]}
     counts = {name: dict(sorted(Counter(e.source for e in exs).items())) for name, exs in splits.items()}
     for name, exs in (("val", val), ("train", train), ("mixed", mixed)):
         for source, k in Counter(e.source for e in exs).items():
             stats[source][name] = k
-    stats_out = {s: {k: c.get(k, 0) for k in (*STAGES, "val", "train", "mixed")} for s, c in sorted(stats.items())}
+    table = {s: {k: c.get(k, 0) for k in (*STAGES, "val", "train", "mixed")} for s, c in sorted(stats.items())}
     dropped = [{"id": pool[i].id, "source": pool[i].source, "reason": v.reason, "detail": v.detail}
-               for i, v in sorted(verdicts.items(), key=lambda kv: (kv[1].reason, pool[kv[0]].id))]
+               for i, v in sorted(f.verdicts.items(), key=lambda kv: (kv[1].reason, pool[kv[0]].id))]
     manifest = {
         "code_version": code_version(),
         "config": {**cfg.model_dump(), "val_ratio": val_ratio, "seed": seed, "on_error": on_error},
         "inputs": input_rows,
         "counts": counts,
-        "filters": stats_out,
-        "exact_duplicates_removed": {s: v["exact_duplicate"] for s, v in stats_out.items() if v["exact_duplicate"]},
+        "filters": table,
+        "exact_duplicates_removed": {s: v["exact_duplicate"] for s, v in table.items() if v["exact_duplicate"]},
         "decontamination": {"ngram": cfg.ngram, "eval_sets": eval_rows, "dropped_ids_file": "dropped.jsonl",
-                            "dropped": {s: v["contaminated"] for s, v in stats_out.items()}},
+                            "dropped": {s: v["contaminated"] for s, v in table.items()}},
         "length": {"unit": counter.unit, "max_length": cfg.max_length, "overflow": cfg.overflow,
-                   "test_over_max_length": test_over,
+                   "test_over_max_length": sum(n > cfg.max_length for n in f.test_len),
                    **{name: _by_source(splits[name], split_len[name]) for name in splits}},
         "mixing": {"weights": weights, "before": shares(train, train_len), "after": shares(mixed, mixed_len)},
         "skipped_records": dict(sorted(bad.skipped.items())),
     }
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        for name, exs in splits.items():
-            if exs or name != "test":
-                write_examples(tmp / f"{name}.jsonl", exs)
-        write_jsonl(tmp / "dropped.jsonl", dropped)
-        atomic_write_json(tmp / "manifest.json", manifest)
-        publish_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    write_outputs(out, splits, dropped, manifest)
     return PrepareResult(out, counts, manifest, dict(bad.skipped), list(bad.first_errors))
