@@ -94,10 +94,12 @@ def test_reasoning_gym_logic_and_logic_rl(tmp_path):
     rg = write_jsonl(tmp_path / "logic.jsonl", [
         {"task": "zebra_puzzles", "params": {"num_people": 4, "num_characteristics": 4}, "question": "Who?", "answer": "bob"},
         {"task": "propositional_logic", "params": {}, "question": "What follows?", "answer": None,
-         "metadata": {"example_answer": "P"}}])
+         "metadata": {"example_answer": "P", "premises": ["P", "Q", "R"], "complexity": 1,
+                      "difficulty": {"vars": [2, 4], "statements": [2, 4], "complexity": [1, 3]}}}])
     fmt, [(_, zebra), (_, prop)] = read(rg)
     assert fmt == "logic" and zebra.difficulty == 1.0 and zebra.answer == "bob"
     assert prop.answer is None and prop.reference == "P"  # many valid answers: trained on, not scored
+    assert prop.difficulty == 0.25  # 3 premises in [2, 4] -> 0.5, complexity 1 in [1, 3] -> 0
     krl = write_jsonl(tmp_path / "people3_num100.jsonl", [
         {"quiz": "A very special island... Zoey says ...", "names": ["Zoey", "Ava", "Max"], "solution": [True, False, True],
          "solution_text": "Zoey is a knight, Ava is a knave, and Max is a knight"}])

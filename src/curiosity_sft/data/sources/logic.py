@@ -2,7 +2,9 @@
 knights-and-knaves (``quiz``/``solution_text``/``names``).
 
 Difficulty is the puzzle's size from its generator parameters: people in a knights-and-knaves
-puzzle (2 -> 0), people x attributes in a zebra puzzle (3x3 -> 0, 4x4 -> 1).
+puzzle (2 -> 0), people x attributes in a zebra puzzle (3x3 -> 0, 4x4 -> 1), premises and formula
+complexity of a propositional-logic puzzle within the ranges its metadata states. Syllogisms
+have no size: no difficulty.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def difficulty(rec: dict) -> float | None:
         return _clip((p["n_people"] - 2) / 3)
     if "num_people" in p:
         return _clip((p["num_people"] * p.get("num_characteristics", p["num_people"]) - 9) / 7)
+    meta = rec.get("metadata") or {}
+    ranges = meta.get("difficulty") if isinstance(meta, dict) else None
+    if isinstance(ranges, dict) and isinstance(meta.get("premises"), list) and "complexity" in meta:
+        # propositional logic: premises and formula depth, each within the generator's own range
+        parts = [(len(meta["premises"]), ranges.get("statements")), (meta["complexity"], ranges.get("complexity"))]
+        scaled = [_clip((v - r[0]) / (r[1] - r[0])) for v, r in parts
+                  if isinstance(r, list) and len(r) == 2 and r[1] > r[0] and isinstance(v, int | float)]
+        return sum(scaled) / len(scaled) if scaled else None
     return None
 
 
