@@ -98,6 +98,14 @@ def test_data_config_weights_caps_and_forced_format(raw, tmp_path):
     assert after["puzzles"]["share"] == pytest.approx(0.75, abs=0.08)  # 3:1 in tokens
 
 
+def test_decontamination_against_test_splits_can_be_turned_off(raw, tmp_path):
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text("decontaminate_test_splits: false\n")
+    r = prepare(raw, tmp_path / "out", seed=1, show_progress=False, data_config=cfg, model="none")
+    assert r.manifest["filters"]["gsm8k"]["contaminated"] == 0
+    assert r.manifest["decontamination"]["eval_sets"][0]["examples"] == 0
+
+
 @pytest.mark.parametrize("text,match", [
     ("sources:\n  - name: a\n    paths: [x]\n    wieght: 2\n", r"data.yaml:4: unknown key `sources.0.wieght` \(did you mean `weight`"),
     ("max_length: lots\n", r"data.yaml:1: `max_length`: .*integer"),

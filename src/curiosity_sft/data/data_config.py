@@ -63,6 +63,7 @@ class DataConfig(BaseModel):
     max_length: int = Field(1024, gt=16, description="tokens per example, chat template included")
     overflow: Literal["drop", "truncate"] = Field("drop", description="what to do with longer examples")
     decontaminate: list[str] = Field(default_factory=list, description="extra evaluation files to decontaminate against")
+    decontaminate_test_splits: bool = Field(True, description="also decontaminate against the test splits in the input")
     ngram: int = Field(13, gt=2, description="shared word n-gram length that counts as contamination")
     near_dup_threshold: float = Field(0.9, gt=0, le=1, description="MinHash Jaccard above which two examples are one")
     strip_calculator: bool = Field(True, description="remove GSM8K <<a*b=c>> calculator annotations")

@@ -253,7 +253,8 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
         train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
         if not train_pool:
             raise DataError("no training examples found (only test splits?)", where=inp)
-        index, eval_rows = eval_index(test, cfg.decontaminate, cfg.ngram, opts, bad)
+        index, eval_rows = eval_index(test if cfg.decontaminate_test_splits else [], cfg.decontaminate, cfg.ngram,
+                                      opts, bad)
         pool = test + train_pool  # test first: a training copy of a test problem is what gets dropped
         f = filter_pool(pool, len(test), cfg, index, counter, progress)
 
