@@ -85,6 +85,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_plan(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.planning.memory import parse_size
+    from curiosity_sft.planning.plan import plan_report
+
+    print(plan_report(load_config(a.config, a.set), parse_size(a.gpu_memory)))
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from curiosity_sft.demo import run_demo
 
@@ -137,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", help="another evaluation's results.json (e.g. the base model) to report against")
     s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true", help="exit 1 when a quality gate fails")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("plan", help="estimate peak GPU memory and propose the fastest setting that fits")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--gpu-memory", "--gpu_memory", required=True, help="the card's memory, e.g. 24GB")
+    s.set_defaults(fn=cmd_plan)
 
     s = sub.add_parser("demo", help="the whole pipeline on embedded data, offline")
     s.add_argument("--output", default="demo_output", help="folder for everything the demo writes")
