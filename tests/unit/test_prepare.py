@@ -150,6 +150,8 @@ BAD_GSM = json.dumps(gsm("q?", 1))
     ("bad.jsonl", b"\x00\x01\x02binary", r"bad.jsonl: binary file"),
     ("book.txt", b"Once\n\xff\xfe upon", r"book.txt:2: not UTF-8"),
     ("bad.tar.gz", b"not a tar", r"bad.tar.gz: not a readable tar archive"),
+    ("train.parquet", b"PAR1 not really", r"train.parquet: not a readable parquet file"),
+    ("x.jsonl", b'{"foo": 1}\n', r"x.jsonl:1: unrecognised record with keys \['foo'\]"),
 ])
 def test_bad_input_names_file_and_line_and_writes_nothing(tmp_path, capsys, name, content, match):
     (tmp_path / "raw").mkdir()
@@ -173,6 +175,20 @@ def test_hostile_archive_and_unrecognised_folder_exit_2(tmp_path, capsys):
     (raw / "notes.csv").write_text("a,b\n")
     assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none"]) == 2
     assert "no data files found" in capsys.readouterr().err
+
+
+def test_bad_archive_member_is_named(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with tarfile.open(raw / "MATH.tar.gz", "w:gz") as t:
+        good = json.dumps({"problem": "1+1?", "solution": "$\\boxed{2}$"}).encode()
+        for name, data in [("MATH/train/algebra/1.json", good),
+                           ("MATH/train/algebra/2.json", b'{"problem": "oops"')]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none"]) == 2
+    assert "MATH.tar.gz:MATH/train/algebra/2.json: bad JSON" in capsys.readouterr().err
 
 
 def test_on_error_skip_counts_bad_records(raw, tmp_path, caplog):
