@@ -204,6 +204,13 @@ def test_on_error_skip_counts_bad_records(raw, tmp_path, caplog):
     assert json.loads((out / "manifest.json").read_text())["skipped_records"][str(raw / "empty.jsonl")] == 1
 
 
+def test_output_inside_the_input_folder_is_not_read_back(raw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = prepare("raw", "raw/prepared", show_progress=False, model="none")
+    second = prepare("raw", "raw/prepared", show_progress=False, model="none")
+    assert second.manifest["inputs"] == first.manifest["inputs"]
+
+
 def test_failed_run_keeps_the_previous_output(raw, tmp_path):
     out = tmp_path / "out"
     prepare(raw, out, show_progress=False, model="none")

@@ -63,7 +63,7 @@ def _label(p: Path, root: Path) -> str:
 def _expand(path: Path, skip: Path | None) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if is_data_file(p) and (skip is None or skip not in p.parents))
+    return sorted(p for p in path.rglob("*") if is_data_file(p) and (skip is None or skip not in p.resolve().parents))
 
 
 def _group(files: list[Path], root: Path) -> list[tuple[str, list[Path]]]:
