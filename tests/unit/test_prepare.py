@@ -129,11 +129,13 @@ def test_bad_options_are_one_line_exit_2(raw, tmp_path, capsys, argv, fragment):
 
 
 def test_decontaminate_against_an_extra_eval_file(raw, tmp_path, capsys):
-    evals = tmp_path / "evals.jsonl"
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "LICENSE").write_text("MIT")  # a folder of eval sets may hold other files
+    evals = tmp_path / "evals" / "test.jsonl"
     evals.write_text(jsonl([{"question": "All cats number 3 are animals. Is cat 3 an animal? Answer yes or no please "
                                          "and explain why in one short sentence", "answer": "Yes"}]))
     assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none",
-                 "--decontaminate", str(evals), "--ngram", "8"]) == 0
+                 "--decontaminate", str(evals.parent), "--ngram", "8"]) == 0
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["decontamination"]["dropped"]["logic"] == 1 and m["decontamination"]["ngram"] == 8
 

@@ -38,7 +38,7 @@ from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
 from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
-from curiosity_sft.data.sources import detect_format, is_archive, read_source
+from curiosity_sft.data.sources import detect_format, is_archive, is_data_file, read_source
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import ConfigError, DataError
 from curiosity_sft.io import atomic_write_json, publish_dir
@@ -100,6 +100,7 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
         split_counts: Counter[str] = Counter()
         before = bad.total
         for path in inp.files:
+            progress.advance(task)
             try:
                 fmt, read = read_file(path, inp, opts, bad)
             except DataError as e:  # a whole file is bad (empty, binary, hostile): fail, or skip it
@@ -110,7 +111,6 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                 split = inp.split if inp.split != "auto" else (member_split or "train")
                 pools[split].append(ex)
                 split_counts[split] += 1
-            progress.advance(task)
         rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "split": inp.split if inp.split != "auto"
                      else "/".join(sorted(split_counts)) or "train", "examples": dict(sorted(split_counts.items())),
                      "skipped": bad.total - before, "sha256": inp.sha256})
@@ -128,7 +128,7 @@ def eval_index(test: list[Example], files: Sequence[str | Path], n: int, opts: S
         path = Path(f)
         if not path.exists():
             raise DataError("evaluation set not found", where=path, fix="check the --decontaminate path")
-        files_in = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files_in = sorted(p for p in path.rglob("*") if is_data_file(p)) if path.is_dir() else [path]
         k = 0
         for p in files_in:
             for _, ex in read_source(p, detect_format(p, bad), opts, bad):

@@ -17,7 +17,7 @@ from curiosity_sft.data.sources import books, generic, gsm8k, logic, math
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
 
-Converter = Callable[[dict, str, "int | None", SourceOptions], list[Example]]
+Converter = Callable[[dict, str, int | None, SourceOptions], list[Example]]
 
 # Order matters: the first format whose test accepts the first record wins.
 RECORD_FORMATS: dict[str, tuple[Callable[[dict], bool], Converter]] = {
