@@ -138,6 +138,12 @@ def test_decontaminate_against_an_extra_eval_file(raw, tmp_path, capsys):
                  "--decontaminate", str(evals.parent), "--ngram", "8"]) == 0
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["decontamination"]["dropped"]["logic"] == 1 and m["decontamination"]["ngram"] == 8
+    # an evaluation set with prompts only (no answers) works too
+    evals.write_text(jsonl([{"prompt": "All cats number 4 are animals. Is cat 4 an animal? Reply now", "id": 1}]))
+    assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none",
+                 "--decontaminate", str(evals), "--ngram", "8"]) == 0
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["decontamination"]["dropped"]["logic"] == 1
 
 
 BAD_GSM = json.dumps(gsm("q?", 1))

@@ -36,7 +36,7 @@ from curiosity_sft.data.filters import (
 from curiosity_sft.data.inputs import Input, find_inputs, sha256_files
 from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
-from curiosity_sft.data.records import BadRecords, OnError
+from curiosity_sft.data.records import BadRecords, OnError, iter_records
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, is_archive, is_data_file, read_source
 from curiosity_sft.data.sources.options import SourceOptions
@@ -117,6 +117,25 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
     return pools["train"], pools["test"], rows
 
 
+PROMPT_KEYS = ("question", "problem", "prompt", "instruction", "input", "quiz", "text")
+
+
+def eval_prompts(path: Path, opts: SourceOptions, bad: BadRecords) -> list[str]:
+    """The prompts of an evaluation file: any training format, or any records with a prompt-like
+    field, because an evaluation set often has no reference answer to train on."""
+    try:
+        return [prompt_text(ex) for _, ex in read_source(path, detect_format(path, bad), opts, bad)]
+    except DataError as e:
+        if path.suffix.lower() not in (".jsonl", ".json", ".parquet"):
+            raise
+        prompts = ["\n".join(str(rec[k]) for k in PROMPT_KEYS if isinstance(rec.get(k), str))
+                   for _, rec in iter_records(path, bad)]
+        if not any(prompts):
+            raise DataError(f"no {'/'.join(PROMPT_KEYS)} field to decontaminate against ({e.what})", where=path,
+                            line=e.line) from None
+        return prompts
+
+
 def eval_index(test: list[Example], files: Sequence[str | Path], n: int, opts: SourceOptions,
                bad: BadRecords) -> tuple[NgramIndex, list[dict[str, Any]]]:
     """N-grams of every evaluation prompt: the test splits found, plus ``--decontaminate`` files."""
@@ -131,8 +150,8 @@ def eval_index(test: list[Example], files: Sequence[str | Path], n: int, opts: S
         files_in = sorted(p for p in path.rglob("*") if is_data_file(p)) if path.is_dir() else [path]
         k = 0
         for p in files_in:
-            for _, ex in read_source(p, detect_format(p, bad), opts, bad):
-                index.add(prompt_text(ex))
+            for prompt in eval_prompts(p, opts, bad):
+                index.add(prompt)
                 k += 1
         rows.append({"path": str(path), "examples": k, "sha256": sha256_files(files_in, path.parent)})
     return index, rows
