@@ -25,20 +25,20 @@ from rich.progress import Progress
 
 from curiosity_sft import __version__
 from curiosity_sft.data.data_config import DataConfig, explain, load_data_config
+from curiosity_sft.data.eval_sets import eval_index
 from curiosity_sft.data.filters import (
     NgramIndex,
     Verdict,
     contaminated,
     exact_duplicates,
     near_duplicates,
-    prompt_text,
 )
-from curiosity_sft.data.inputs import Input, find_inputs, sha256_files
+from curiosity_sft.data.inputs import Input, find_inputs
 from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
-from curiosity_sft.data.records import BadRecords, OnError, iter_records
+from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
-from curiosity_sft.data.sources import detect_format, is_archive, is_data_file, read_source
+from curiosity_sft.data.sources import detect_format, is_archive, read_source
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import ConfigError, DataError
 from curiosity_sft.io import atomic_write_json, publish_dir
@@ -115,46 +115,6 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                      else "/".join(sorted(split_counts)) or "train", "examples": dict(sorted(split_counts.items())),
                      "skipped": bad.total - before, "sha256": inp.sha256})
     return pools["train"], pools["test"], rows
-
-
-PROMPT_KEYS = ("question", "problem", "prompt", "instruction", "input", "quiz", "text")
-
-
-def eval_prompts(path: Path, opts: SourceOptions, bad: BadRecords) -> list[str]:
-    """The prompts of an evaluation file: any training format, or any records with a prompt-like
-    field, because an evaluation set often has no reference answer to train on."""
-    try:
-        return [prompt_text(ex) for _, ex in read_source(path, detect_format(path, bad), opts, bad)]
-    except DataError as e:
-        if path.suffix.lower() not in (".jsonl", ".json", ".parquet"):
-            raise
-        prompts = ["\n".join(str(rec[k]) for k in PROMPT_KEYS if isinstance(rec.get(k), str))
-                   for _, rec in iter_records(path, bad)]
-        if not any(prompts):
-            raise DataError(f"no {'/'.join(PROMPT_KEYS)} field to decontaminate against ({e.what})", where=path,
-                            line=e.line) from None
-        return prompts
-
-
-def eval_index(test: list[Example], files: Sequence[str | Path], n: int, opts: SourceOptions,
-               bad: BadRecords) -> tuple[NgramIndex, list[dict[str, Any]]]:
-    """N-grams of every evaluation prompt: the test splits found, plus ``--decontaminate`` files."""
-    index = NgramIndex(n)
-    for ex in test:
-        index.add(prompt_text(ex))
-    rows = [{"path": "(test splits in input)", "examples": len(test)}]
-    for f in files:
-        path = Path(f)
-        if not path.exists():
-            raise DataError("evaluation set not found", where=path, fix="check the --decontaminate path")
-        files_in = sorted(p for p in path.rglob("*") if is_data_file(p)) if path.is_dir() else [path]
-        k = 0
-        for p in files_in:
-            for prompt in eval_prompts(p, opts, bad):
-                index.add(prompt)
-                k += 1
-        rows.append({"path": str(path), "examples": k, "sha256": sha256_files(files_in, path.parent)})
-    return index, rows
 
 
 def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str, dict[str, int]]:
