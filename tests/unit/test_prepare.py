@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -73,8 +76,11 @@ def test_outputs_filters_and_manifest(raw, tmp_path):
 
 
 def test_same_inputs_and_seed_give_byte_identical_outputs(raw, tmp_path):
-    for name in ("a", "b"):
-        prepare(raw, tmp_path / name, seed=3, show_progress=False, model="none")
+    prepare(raw, tmp_path / "a", seed=3, show_progress=False, model="none")
+    # another process with another string-hash salt: nothing may depend on set or hash() order
+    code = f"from curiosity_sft.data.prepare import prepare; prepare({str(raw)!r}, {str(tmp_path / 'b')!r}, seed=3, " \
+           "show_progress=False, model='none')"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert files == ["dropped.jsonl", "manifest.json", "test.jsonl", "train.jsonl", "val.jsonl"]
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
