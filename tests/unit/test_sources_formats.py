@@ -39,6 +39,12 @@ def test_gsm8k_jsonl_strips_calculator_by_default_and_keeps_it_on_request(tmp_pa
     assert "<<48/2=24>>" in kept.reference and kept.id == ex.id
 
 
+def test_utf8_byte_order_mark_is_ignored(tmp_path):
+    p = tmp_path / "train.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(GSM).encode() + b"\r\n")
+    assert read(p)[0] == "gsm8k"
+
+
 def test_gsm8k_parquet_export(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -42,8 +42,9 @@ class BadRecords:
 
 
 def check_text_file(path: Path) -> bytes:
-    """The file's bytes, refusing empty and binary files before any parsing is attempted."""
-    data = path.read_bytes()
+    """The file's bytes (without a UTF-8 byte-order mark, which Windows editors add), refusing
+    empty and binary files before any parsing is attempted."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     if not data.strip():
         raise DataError("empty file", where=path, fix="remove it or fill it with records")
     if b"\x00" in data[:SNIFF_BYTES]:
