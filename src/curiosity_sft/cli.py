@@ -16,7 +16,10 @@ log = logging.getLogger("curiosity_sft")
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO if not verbose else logging.DEBUG, format="%(message)s",
+    level = logging.INFO if not verbose else logging.DEBUG
+    if int(os.environ.get("RANK", "0")) > 0:
+        level = logging.WARNING  # under torchrun / accelerate launch, rank 0 tells the story once
+    logging.basicConfig(level=level, format="%(message)s",
                         handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)])
     for noisy in ("transformers", "peft", "accelerate", "datasets", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -53,7 +56,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     from curiosity_sft.training.loop import train
 
     cfg = load_config(a.config, a.set)
-    r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite)
+    r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite,
+              keep_global_batch=a.keep_global_batch)
     log.info("finished %d steps, final loss %s, eval loss %s; outputs in %s", r.steps, _fmt(r.final_loss),
              _fmt(r.final_eval_loss), r.output_dir)
 
@@ -129,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--resume_from_checkpoint", "--resume-from-checkpoint", help="checkpoint-N folder or `latest`")
     s.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    s.add_argument("--keep-global-batch", "--keep_global_batch", action="store_true",
+                   help="on resume with another number of processes, rescale accumulation to keep the global batch")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("evaluate", help="perplexity and answer accuracy of a model on a data file")

@@ -10,6 +10,7 @@ import torch
 
 from curiosity_sft.errors import UserError
 from curiosity_sft.training import checkpoint as ckpt_mod
+from curiosity_sft.training import loop as loop_mod
 from curiosity_sft.training import step as step_mod
 from curiosity_sft.training.batching import collate, encode_all
 from curiosity_sft.training.checkpoint import find_checkpoint
@@ -117,15 +118,15 @@ def test_same_global_batch_gives_the_same_loss_curve(data, tmp_path, packing):
 
 
 def test_non_finite_steps_are_skipped_then_stop_with_the_checkpoint_intact(data, tmp_path, monkeypatch):
-    real = step_mod.sum_token_loss
+    real = loop_mod.sum_token_loss
     calls = {"n": 0}
 
     def poisoned(model, b):
-        calls["n"] += 1
+        calls["n"] += model.training  # validation passes (eval mode) are not poisoned
         s, k = real(model, b)
         return (s * float("nan") if calls["n"] > 4 else s), k  # steps 1-2 fine (2 micro-batches each)
 
-    monkeypatch.setattr(step_mod, "sum_token_loss", poisoned)
+    monkeypatch.setattr(loop_mod, "sum_token_loss", poisoned)
     out = tmp_path / "nan"
     cfg = tiny_config(*data, save_steps=2, max_nonfinite_steps=3, max_steps=10)
     with pytest.raises(UserError, match="3 non-finite steps in a row"):

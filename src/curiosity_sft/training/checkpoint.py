@@ -9,7 +9,6 @@ scheduler, every RNG state and the data position: enough to continue bit-for-bit
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import random
 import re
@@ -61,16 +60,21 @@ def set_rng_state(st: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
-def save_checkpoint(out_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def save_checkpoint(out_dir: Path, step: int, weights: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
                     scheduler: Any, state: dict[str, Any], cfg: SFTConfig, keep: int | None) -> Path:
-    """Write ``checkpoint-<step>`` atomically, then prune to the newest ``keep``."""
+    """Write ``checkpoint-<step>`` atomically, then prune to the newest ``keep``.
+
+    ``weights`` and ``optimizer_state`` are whole (gathered from shards if training was sharded),
+    in ``torch.optim`` index-keyed form, so a checkpoint does not depend on how many processes
+    wrote it.
+    """
     final = out_dir / f"checkpoint-{step}"
     tmp = out_dir / f".checkpoint-{step}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(trainable_state(model), str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    save_file(weights, str(tmp / "model.safetensors"))
+    torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     save_config(cfg, tmp / "config.yaml")
@@ -105,13 +109,11 @@ def find_checkpoint(spec: str, out_dir: Path) -> Path:
     return p
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any) -> dict[str, Any]:
-    load_trainable_state(model, load_file(str(path / "model.safetensors")), path)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+def load_checkpoint(path: Path, scheduler: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Restore the scheduler and every RNG; return (weights, optimizer state) for the caller to place."""
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-    return json.loads((path / "trainer_state.json").read_text())
+    return load_file(str(path / "model.safetensors")), torch.load(path / "optimizer.pt", weights_only=True)
 
 
 class RunLock:

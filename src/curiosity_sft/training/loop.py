@@ -8,12 +8,14 @@ step. Models, LoRA, schedules and TensorBoard come from their libraries.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,38 @@ from curiosity_sft.models import (
     load_quantized_model,
     load_tokenizer,
 )
-from curiosity_sft.training.batching import Batch, Encoded, Plan, batches, encode_all, epoch_order, plan_epoch
-from curiosity_sft.training.checkpoint import RunLock, find_checkpoint, load_checkpoint, save_checkpoint
+from curiosity_sft.training.batching import (
+    IGNORE,
+    Batch,
+    Encoded,
+    Plan,
+    batches,
+    encode_all,
+    epoch_order,
+    plan_epoch,
+)
+from curiosity_sft.training.checkpoint import (
+    RunLock,
+    find_checkpoint,
+    load_checkpoint,
+    load_trainable_state,
+    save_checkpoint,
+)
+from curiosity_sft.training.distributed import (
+    ReplicatedState,
+    ShardedState,
+    World,
+    accumulation_for,
+    fsdp_no_sync,
+    fsdp_requested,
+    make_world,
+    my_share,
+    shard,
+)
 from curiosity_sft.training.export import export_run
-from curiosity_sft.training.loss import sum_token_loss
+from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
 from curiosity_sft.training.precision import autocast_dtype, pick_device, weight_dtype
-from curiosity_sft.training.step import StepRunner
+from curiosity_sft.training.step import DataParallel, StepRunner
 from curiosity_sft.training.telemetry import MetricsSink, memory_metrics, model_flops, peak_flops
 
 log = logging.getLogger(__name__)
@@ -59,20 +87,23 @@ class TrainResult:
 class StepStream:
     """Each optimizer step's micro-batches, across epochs, from a resumable position.
 
-    The plan is made in units of the *global* batch and only then cut into micro-batches, so the
-    tokens of every optimizer step, and hence the loss curve, do not depend on how the global batch
-    is split into micro-batch x accumulation. The position is (epoch, step index in that epoch).
+    The plan is made in units of the *global* batch (``global_batch`` rows: micro-batch x
+    accumulation x processes) and only then cut into micro-batches, so the tokens of every
+    optimizer step, and hence the loss curve, do not depend on how the global batch is split into
+    micro-batch x accumulation x processes. The position is (epoch, step index in that epoch).
     """
 
-    def __init__(self, encoded: list[Encoded], cfg: SFTConfig, pad_id: int, epoch: int = 0, index: int = 0) -> None:
+    def __init__(self, encoded: list[Encoded], cfg: SFTConfig, pad_id: int, epoch: int = 0, index: int = 0,
+                 global_batch: int | None = None) -> None:
         self.encoded, self.cfg, self.pad_id = encoded, cfg, pad_id
+        self.global_batch = global_batch or cfg.global_batch_size
         self.lengths = [len(e.input_ids) for e in encoded]
         self.epoch, self.index = epoch, index
         self._plan = self._plan_for(epoch)
 
     def _plan_for(self, epoch: int) -> Plan:
         order = epoch_order(len(self.encoded), self.cfg.seed, epoch)
-        return plan_epoch(self.lengths, order, self.cfg.global_batch_size, self.cfg.packing, self.cfg.max_length,
+        return plan_epoch(self.lengths, order, self.global_batch, self.cfg.packing, self.cfg.max_length,
                           seed=self.cfg.seed + epoch)
 
     @property
@@ -93,20 +124,50 @@ class StepStream:
             yield list(batches(self.encoded, [rows[i:i + mb] for i in range(0, len(rows), mb)], self.pad_id))
 
 
+LossFn = Callable[[Batch], tuple[torch.Tensor, int]]
+
+
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, encoded: list[Encoded], cfg: SFTConfig, pad_id: int,
-                    device: torch.device) -> float:
-    """Mean loss per trained token over the validation set."""
+                    device: torch.device, world: World | None = None, loss_fn: LossFn | None = None) -> float:
+    """Mean loss per trained token over the validation set, each process taking its share of batches.
+
+    Every process runs the same number of forward passes (padding with batches that score
+    nothing), because a sharded forward is a collective.
+    """
+    loss_fn = loss_fn or (lambda b: sum_token_loss(model, b))
     was_training = model.training
     model.eval()
     plan = plan_epoch([len(e.input_ids) for e in encoded], list(range(len(encoded))), cfg.eval_batch_size,
                       False, cfg.max_length)
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
+    mine = list(batches(encoded, my_share(plan, rank, size), pad_id))
+    mine += [_without_labels(next(batches(encoded, plan[:1], pad_id)))] * (-(-len(plan) // size) - len(mine))
     total, n = 0.0, 0
-    for b in batches(encoded, plan, pad_id):
-        s, k = sum_token_loss(model, b.to(device))
+    for b in mine:
+        s, k = loss_fn(b.to(device))
         total, n = total + float(s), n + k
     model.train(was_training)
+    if world is not None:
+        total, n = world.sum(total), int(world.sum(n))
     return total / max(n, 1)
+
+
+class TokenLoss(torch.nn.Module):
+    """The model with the SFT loss as its forward, so a DDP wrapper sees (and syncs) every forward."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return sum_token_loss(self.model, Batch(input_ids, labels, position_ids, ()))
+
+
+def _without_labels(b: Batch) -> Batch:
+    """A micro-batch that trains nothing: a process with no share of a short final step runs it,
+    so that it still joins the step's gradient all-reduce."""
+    return Batch(b.input_ids, torch.full_like(b.labels, IGNORE), b.position_ids, b.row_real)
 
 
 def _load_split(path: str | None, tok: Any, cfg: SFTConfig, what: str) -> list[Encoded]:
@@ -132,12 +193,20 @@ def _check_output(out: Path, resume: str | None, overwrite: bool) -> None:
 
 
 def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None, overwrite: bool = False,
-          show_progress: bool = True) -> TrainResult:
-    """Fine-tune ``cfg.model_name`` on ``cfg.train_file`` into ``output_dir``."""
+          show_progress: bool = True, keep_global_batch: bool = False) -> TrainResult:
+    """Fine-tune ``cfg.model_name`` on ``cfg.train_file`` into ``output_dir``.
+
+    Launched by ``torchrun``/``accelerate launch``, every process runs this; only rank 0 writes.
+    ``keep_global_batch`` rescales accumulation on resume so the checkpoint's global batch holds
+    on a different number of processes.
+    """
     out = Path(output_dir)
     _check_output(out, resume_from, overwrite)
-    with RunLock(out):
-        return _train_locked(cfg, out, resume_from, show_progress)
+    world = make_world(pick_device(cfg))
+    with RunLock(out) if world.is_main else contextlib.nullcontext():
+        result = _train_locked(cfg, out, resume_from, show_progress and world.is_main, world, keep_global_batch)
+    world.barrier()
+    return result
 
 
 def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None) -> torch.nn.Module:
@@ -165,48 +234,106 @@ def _progress(show: bool) -> Progress:
                     disable=not show, transient=False)
 
 
-def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progress: bool) -> TrainResult:
+def _resume_batch(cfg: SFTConfig, state: dict[str, Any], world: World, keep: bool) -> SFTConfig:
+    """The config to continue with when the checkpoint was written by a different number of processes."""
+    saved = state.get("global_batch", cfg.global_batch_size)
+    if keep and saved != cfg.global_batch_size * world.size:
+        accum = accumulation_for(saved, cfg.batch_size, world.size)
+        log.info("--keep-global-batch: accumulation %d -> %d to keep the global batch of %d on %d process(es)",
+                 cfg.gradient_accumulation_steps, accum, saved, world.size)
+        return cfg.model_copy(update={"gradient_accumulation_steps": accum})
+    return cfg
+
+
+def _resume_position(state: dict[str, Any], global_batch: int) -> dict[str, int]:
+    """The data position in a plan of ``global_batch``-row steps.
+
+    The same global batch resumes exactly. A different one re-plans the epoch, so the position can
+    only be carried over as a share of it: examples around the boundary may be seen twice or not
+    at all in that epoch, which the warning says.
+    """
+    pos = dict(state["position"])
+    saved = state.get("global_batch", global_batch)
+    if saved != global_batch:
+        pos["index"] = pos["index"] * saved // global_batch
+        log.warning("the checkpoint's global batch was %d, now %d: the rest of epoch %d is re-planned and some of "
+                     "its examples may be repeated or skipped (pass --keep-global-batch to keep it exact)",
+                     saved, global_batch, pos["epoch"])
+    return pos
+
+
+def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progress: bool, world: World,
+                  keep_global_batch: bool) -> TrainResult:
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg)
+    device = world.device
     amp = autocast_dtype(cfg, device)
+    ckpt: Path | None = None
+    state: dict[str, Any] = {}
+    if resume_from is not None:
+        ckpt = find_checkpoint(resume_from, out)
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        cfg = _resume_batch(cfg, state, world, keep_global_batch)
     tok = load_tokenizer(cfg.model_name)
-    train_enc = _load_split(cfg.train_file, tok, cfg, "train")
-    val_enc = _load_split(cfg.val_file, tok, cfg, "validation")
+    # Tokenize once on rank 0 and broadcast, not once per process.
+    train_enc, val_enc = world.from_main(lambda: (_load_split(cfg.train_file, tok, cfg, "train"),
+                                                  _load_split(cfg.val_file, tok, cfg, "validation")))
 
     model = build_model(cfg, device, amp)
     trainable, total = count_parameters(model)
     log.info("model %s: %s trainable of %s parameters (%s, %s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
              "QLoRA" if cfg.load_in_4bit else "LoRA" if cfg.peft_enable else "full", amp or torch.float32)
 
+    objective = TokenLoss(model)
+    forward: torch.nn.Module = objective
+    states: ReplicatedState | ShardedState = ReplicatedState()
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+    if world.size > 1 and fsdp_requested():
+        shard(objective, backbone_and_head(model)[0].layers, device)
+        states = ShardedState(objective, [n for n, p in model.named_parameters() if p.requires_grad])
+        no_sync = lambda: fsdp_no_sync(objective)  # noqa: E731
+    elif world.size > 1:
+        forward = world.accelerator.prepare_model(objective)  # DistributedDataParallel
+        no_sync = lambda: world.no_sync(forward)  # noqa: E731
+    log.info("data parallelism: %s", "none (1 process)" if world.size == 1 else
+             f"{'FSDP2 full shard' if isinstance(states, ShardedState) else 'DDP'} over {world.size} processes")
+
+    def loss_fn(b: Batch) -> tuple[torch.Tensor, int]:
+        return forward(b.input_ids, b.labels, b.position_ids)
+
+    # Created after sharding: FSDP2 replaces the parameters with sharded ones.
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda", foreach=None if device.type == "cuda" else True)
-    stream = StepStream(train_enc, cfg, tok.pad_token_id)
+    parallel = DataParallel(forward=loss_fn, world_size=world.size, no_sync=no_sync, sum=world.sum)
+    global_batch = cfg.global_batch_size * world.size
+    stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch)
     accum = cfg.gradient_accumulation_steps
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * stream.per_epoch))
     scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
-    runner = StepRunner(model, optimizer, params, device, amp, scaler, cfg.max_grad_norm)
+    runner = StepRunner(model, optimizer, params, device, amp, scaler, cfg.max_grad_norm, parallel=parallel)
 
     step = 0
-    if resume_from is not None:
-        ckpt = find_checkpoint(resume_from, out)
-        state = load_checkpoint(ckpt, model, optimizer, scheduler)
+    if ckpt is not None:
+        states.restore(model, optimizer, *load_checkpoint(ckpt, scheduler), where=ckpt)
         step = state["step"]
         runner.split = state.get("micro_batch_split", 1)
-        stream = StepStream(train_enc, cfg, tok.pad_token_id, **state["position"])
+        stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch,
+                            **_resume_position(state, global_batch))
         log.info("resumed from %s at step %d", ckpt, step)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    sink = MetricsSink(out, step)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    sink = MetricsSink(out, step) if world.is_main else None
     peak = peak_flops(device)
     context = sum(len(e.input_ids) ** 2 for e in train_enc) / max(1, sum(len(e.input_ids) for e in train_enc))
     base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
 
-    log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d, %d examples, packing %s",
-             total_steps, cfg.global_batch_size, cfg.batch_size, accum, len(train_enc), cfg.packing)
+    log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %d process%s, %d examples, "
+             "packing %s", total_steps, global_batch, cfg.batch_size, accum, world.size,
+             "es" if world.size > 1 else "", len(train_enc), cfg.packing)
     it = iter(stream)
     last_loss: float | None = None
     eval_loss: float | None = None
@@ -215,18 +342,31 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     kill_after = int(os.environ.get(KILL_ENV, "0"))
 
     def checkpoint(at: int, position: dict[str, int]) -> None:
-        save_checkpoint(out, at, model, optimizer, scheduler,
-                        {"position": position, "total_steps": total_steps, "micro_batch_split": runner.split},
-                        cfg, cfg.save_total_limit)
+        # DDP replicas are identical after every step, so rank 0's state is the whole state; FSDP
+        # shards are gathered to rank 0 (a collective every rank joins).
+        weights, optimizer_state = states.gather(model, optimizer)
+        if world.is_main:
+            save_checkpoint(out, at, weights, optimizer_state, scheduler,
+                            {"position": position, "total_steps": total_steps, "micro_batch_split": runner.split,
+                             "global_batch": global_batch, "world_size": world.size},
+                            cfg, cfg.save_total_limit)
+
+    def log_metrics(rec: dict[str, Any]) -> None:
+        if sink is not None:
+            sink.log(rec)
 
     with _progress(show_progress) as progress:
         task = progress.add_task("train", total=total_steps, completed=step, info="")
         try:
             while step < total_steps:
                 position = stream.position()
-                r = runner.run(next(it))
-                tok_window += r.n_real
-                flops_window += model_flops(base_config, context, r.n_real, r.n_trained)
+                micro = next(it)
+                n_real, n_trained = sum(b.n_real for b in micro), sum(b.n_trained for b in micro)
+                if world.size > 1:
+                    micro = my_share(micro, world.rank, world.size) or [_without_labels(micro[0])]
+                r = runner.run(micro, n_trained)
+                tok_window += n_real
+                flops_window += model_flops(base_config, context, n_real, n_trained)
                 if not r.applied:
                     if r.scale_overflow:
                         log.info("step %d: fp16 gradient overflow, loss scale lowered, step skipped", step + 1)
@@ -234,7 +374,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                     bad_in_row += 1
                     log.warning("step %d: non-finite loss/gradient (%s / %s), step skipped", step + 1, r.loss,
                                 r.grad_norm)
-                    sink.log({"step": step + 1, "skipped_nonfinite": bad_in_row})
+                    log_metrics({"step": step + 1, "skipped_nonfinite": bad_in_row})
                     if bad_in_row >= cfg.max_nonfinite_steps:
                         raise UserError(f"{bad_in_row} non-finite steps in a row at step {step + 1}", where=out,
                                         fix="lower learning_rate or use bf16/fp32; the last checkpoint is intact "
@@ -254,29 +394,40 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                            "mfu": flops_window / dt / peak if dt > 0 and peak > 0 else 0.0,
                            "micro_batch_split": runner.split, **memory_metrics(device)}
                     tok_window, flops_window = 0, 0.0
-                    sink.log(rec)
+                    log_metrics(rec)
                 if val_enc and (step % cfg.eval_steps == 0 or step == total_steps):
-                    eval_loss = validation_loss(model, val_enc, cfg, tok.pad_token_id, device)
-                    sink.log({"step": step, "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50))})
+                    eval_loss = validation_loss(model, val_enc, cfg, tok.pad_token_id, device, world, loss_fn)
+                    log_metrics({"step": step, "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50))})
                 if step % cfg.save_steps == 0 or step == total_steps:
                     checkpoint(step, stream.position())
                 if step == kill_after:
+                    world.barrier()  # every rank's checkpoint work is done before any process dies
                     os.kill(os.getpid(), signal.SIGKILL)
                 if tok_window == 0:  # a window was just logged: time the next one from here, without eval/save
                     t_window = time.perf_counter()
         except KeyboardInterrupt:
             # Weights are those of the last completed step; resuming replays the interrupted one.
             optimizer.zero_grad(set_to_none=True)
-            if step:
+            if step and not isinstance(states, ShardedState):  # gathering shards needs every rank, which Ctrl-C stops
                 checkpoint(step, position)
                 log.warning("interrupted: saved checkpoint-%d; resume with --resume_from_checkpoint latest", step)
-            sink.close()
+            if sink is not None:
+                sink.close()
             raise
+    if isinstance(states, ShardedState):
+        weights, _ = states.gather(model, optimizer)
+        if world.is_main:  # export from a whole, unsharded copy: the base weights are reloaded, trained ones set
+            model = build_model(cfg, torch.device("cpu"), amp)
+            load_trainable_state(model, weights, out)
+    if not world.is_main:
+        return TrainResult(out, step, last_loss, eval_loss)
+    assert sink is not None
     sink.close()
     export_run(out, model, tok, cfg, step)
     atomic_write_json(out / "manifest.json", {
         "status": "finished", "steps": step, "final_loss": last_loss, "final_eval_loss": eval_loss,
-        "train_examples": len(train_enc), "val_examples": len(val_enc), "config": cfg.model_dump(),
+        "train_examples": len(train_enc), "val_examples": len(val_enc), "world_size": world.size,
+        "global_batch": global_batch, "config": cfg.model_dump(),
         "data_manifest_sha256": _data_manifest_hash(cfg), "metrics": _final_metrics(out),
         "versions": _versions(),
     })
@@ -293,8 +444,6 @@ def _data_manifest_hash(cfg: SFTConfig) -> str | None:
 
 def _final_metrics(out: Path) -> dict[str, Any]:
     """The last value of every metric in metrics.jsonl."""
-    import json
-
     last: dict[str, Any] = {}
     for ln in (out / "metrics.jsonl").read_text().splitlines():
         if ln.strip():

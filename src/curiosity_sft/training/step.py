@@ -11,6 +11,7 @@ same tokens, normalised by the same token count.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
@@ -51,27 +52,47 @@ def split_into(b: Batch, pieces: int) -> list[Batch]:
     return split_into(a, pieces // 2) + split_into(c, pieces // 2)
 
 
+@dataclass
+class DataParallel:
+    """How a step's gradients meet across processes; the defaults are a single process.
+
+    ``forward`` runs the loss through the DDP/FSDP wrapper (which must see every forward);
+    ``world_size`` undoes DDP's averaging of gradients over ranks, since the loss is already
+    normalised by the trained tokens of the whole global batch; ``no_sync`` skips the all-reduce
+    on all but a step's last micro-batch; ``sum`` adds a number over ranks.
+    """
+
+    forward: Callable[[Batch], tuple[torch.Tensor, int]] | None = None
+    world_size: int = 1
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+    sum: Callable[[float], float] = float
+
+
 class StepRunner:
     """Runs optimizer steps for one model/optimizer pair; ``split`` is the persistent OOM split factor."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
                  device: torch.device, amp: torch.dtype | None, scaler: Any, max_grad_norm: float,
-                 split: int = 1, on_split: Callable[[int], None] | None = None) -> None:
+                 split: int = 1, on_split: Callable[[int], None] | None = None,
+                 parallel: DataParallel | None = None) -> None:
         self.model, self.optimizer, self.params = model, optimizer, params
         self.device, self.amp, self.scaler = device, amp, scaler
         self.max_grad_norm = max_grad_norm
         self.split = split
         self.on_split = on_split
+        self.parallel = parallel or DataParallel()
+        self.forward = self.parallel.forward or (lambda b: sum_token_loss(model, b))
 
-    def _forward_backward(self, b: Batch, n_tokens: int, phase: list[str]) -> float:
+    def _forward_backward(self, b: Batch, n_tokens: int, phase: list[str], last: bool) -> float:
         phase[0] = "forward"
         b = b.to(self.device)
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            s, _ = sum_token_loss(self.model, b)
-        loss = s / max(n_tokens, 1)
-        phase[0] = "backward"
-        (self.scaler.scale(loss) if self.scaler else loss).backward()
-        return float(loss.detach())
+        with self.parallel.no_sync() if not last else contextlib.nullcontext():
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                s, _ = self.forward(b)
+            loss = s * self.parallel.world_size / max(n_tokens, 1)
+            phase[0] = "backward"
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+        return float(loss.detach()) / self.parallel.world_size
 
     def _halve(self, piece: Batch) -> None:
         if piece.n_rows == 1:
@@ -87,15 +108,20 @@ class StepRunner:
         if self.on_split:
             self.on_split(self.split)
 
-    def accumulate(self, micro: list[Batch]) -> tuple[float, int]:
-        """Forward+backward over the step's micro-batches; returns (loss per trained token, real tokens)."""
-        n_tokens = sum(b.n_trained for b in micro)
+    def accumulate(self, micro: list[Batch], n_tokens: int | None = None) -> tuple[float, int]:
+        """Forward+backward over this process's micro-batches; returns (its share of the loss, real tokens).
+
+        ``n_tokens`` is the trained-token count of the whole global batch (all processes); by
+        default that of ``micro``.
+        """
+        if n_tokens is None:
+            n_tokens = sum(b.n_trained for b in micro)
         pending = [p for b in micro for p in split_into(b, self.split)]
         total, i = 0.0, 0
         phase = [""]
         while i < len(pending):
             try:
-                total += self._forward_backward(pending[i], n_tokens, phase)
+                total += self._forward_backward(pending[i], n_tokens, phase, last=i == len(pending) - 1)
                 i += 1
             except torch.OutOfMemoryError:
                 self._halve(pending[i])
@@ -107,10 +133,15 @@ class StepRunner:
                     pending = pending[:i] + [q for p in pending[i:] for q in split_into(p, 2)]
         return total, sum(b.n_real for b in micro)
 
-    def run(self, micro: list[Batch]) -> StepOutcome:
-        """Accumulate, clip, and apply the update unless the loss or gradient is not finite."""
-        loss, n_real = self.accumulate(micro)
-        n_trained = sum(b.n_trained for b in micro)
+    def run(self, micro: list[Batch], n_tokens: int | None = None) -> StepOutcome:
+        """Accumulate, clip, and apply the update unless the loss or gradient is not finite.
+
+        With several processes the loss is the global batch's (summed over ranks); the gradient
+        norm is already global after the all-reduce, so every rank takes the same decision.
+        """
+        loss, n_real = self.accumulate(micro, n_tokens)
+        loss = self.parallel.sum(loss)
+        n_trained = sum(b.n_trained for b in micro) if n_tokens is None else n_tokens
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))

@@ -1,0 +1,138 @@
+"""DDP proven on CPU: 2 gloo processes give the 1-process loss curve; a killed 2-process run resumes on 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+from curiosity_sft.training.loop import KILL_ENV
+
+BASE = ["model_name=smollm2-135m-instruct", "hidden_dim=64", "num_layers=2", "batch_size=2", "max_length=256",
+        "learning_rate=1e-3", "logging_steps=1", "eval_steps=100", "peft_enable=false", "lora_dropout=0.0",
+        "device=cpu"]
+
+
+def train_cmd(prepared, out, sets, nproc=1, extra=(), accelerate_config=None):
+    port = str(29500 + os.getpid() % 1000)
+    if accelerate_config:  # accelerate's own launcher, with a shipped config
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                    str(ROOT / "configs" / "accelerate" / accelerate_config), "--num_processes", str(nproc),
+                    "--main_process_port", port]
+    elif nproc > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
+    else:
+        launcher = [sys.executable]
+    args = [*launcher, "-m", "curiosity_sft", "train", "--output", str(out),
+            "--set", f"train_file={prepared / 'train.jsonl'}", "--set", f"val_file={prepared / 'val.jsonl'}"]
+    for s in [*BASE, *sets]:
+        args += ["--set", s]
+    return [*args, *extra]
+
+
+def run(cmd, env=(), ok=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "300", **dict(env)}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert (p.returncode == 0) == ok, p.stderr[-4000:]
+    return p
+
+
+def losses(out):
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def eval_loss(out):
+    return [json.loads(x)["eval_loss"] for x in (out / "metrics.jsonl").read_text().splitlines() if "eval_loss" in x]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_processes_equal_one_with_double_accumulation(prepared, tmp_path, sharding):
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(train_cmd(prepared, one, ["gradient_accumulation_steps=2", "max_steps=4", "save_steps=2"]))
+    sets = ["gradient_accumulation_steps=1", "max_steps=4", "save_steps=2"]
+    # accelerate launch with the shipped configs (the 8-GPU FSDP one, on 2 processes)
+    p = run(train_cmd(prepared, two, sets, nproc=2, accelerate_config=f"{sharding}.yaml"))
+    log = p.stderr + p.stdout
+    assert "global batch 4 = micro-batch 2 x accumulation 1 x 2 processes" in log
+    assert ("FSDP2 full shard over 2 processes" if sharding == "fsdp" else "DDP over 2 processes") in log
+    a, b = losses(one), losses(two)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
+    print(sharding, "step, 1-process loss, 2-process loss, relative difference")
+    for s in a:
+        print(s, a[s], b[s], abs(b[s] - a[s]) / a[s])
+        assert b[s] == pytest.approx(a[s], rel=1e-5), s
+    assert eval_loss(two) == pytest.approx(eval_loss(one), rel=1e-5)
+    # only rank 0 wrote: one metrics line per step plus the final validation, and one set of exports
+    assert len((two / "metrics.jsonl").read_text().splitlines()) == 5
+    assert (two / "latest.pt").is_file() and (two / "hf_model").is_dir()
+    # the checkpoints are the same whole files whatever the sharding
+    from safetensors.torch import load_file
+    w1, w2 = load_file(one / "checkpoint-2" / "model.safetensors"), load_file(two / "checkpoint-2" / "model.safetensors")
+    assert w1.keys() == w2.keys()
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=1e-4, atol=1e-6)
+    o1, o2 = (torch.load(x / "checkpoint-2" / "optimizer.pt", weights_only=True) for x in (one, two))
+    assert o1["state"].keys() == o2["state"].keys() and len(o1["param_groups"]) == len(o2["param_groups"])
+    torch.testing.assert_close(o2["state"][0]["exp_avg_sq"], o1["state"][0]["exp_avg_sq"], rtol=1e-3, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_killed_two_process_run_resumes_on_one_process(prepared, tmp_path, sharding):
+    out = tmp_path / "run"
+    ref = tmp_path / "ref"
+    sets = ["gradient_accumulation_steps=1", "max_steps=4", "save_steps=2"]
+    # torchrun this time; ACCELERATE_USE_FSDP is what accelerate's FSDP configs export
+    env = {KILL_ENV: "2", "ACCELERATE_USE_FSDP": str(sharding == "fsdp").lower()}  # SIGKILL after step 2
+    run(train_cmd(prepared, out, sets, nproc=2), env=env, ok=False)
+    assert (out / "checkpoint-2").is_dir() and not (out / "manifest.json").exists()
+    p = run(train_cmd(prepared, out, sets, extra=["--resume_from_checkpoint", "latest", "--keep-global-batch"]))
+    assert "accumulation 1 -> 2 to keep the global batch of 4 on 1 process" in p.stderr + p.stdout
+    run(train_cmd(prepared, ref, ["gradient_accumulation_steps=2", "max_steps=4", "save_steps=2"]))
+    a, b = losses(ref), losses(out)
+    assert sorted(b) == [1, 2, 3, 4]
+    for s in (3, 4):  # resumed on 1 process with accumulation rescaled to keep the global batch of 4
+        assert b[s] == pytest.approx(a[s], rel=1e-5), s
+
+
+def launcher_env(path):
+    """What ``accelerate launch --config_file path`` would export to the processes, without launching."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    args, defaults, _ = _validate_launch_command(launch_command_parser().parse_args(["--config_file", str(path), "x.py"]))
+    if args.use_deepspeed:
+        args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+        return args, prepare_deepspeed_cmd_env(args)[1]
+    return args, prepare_multi_gpu_env(args)
+
+
+def test_launcher_configs_dry_run():
+    """Every shipped accelerate config goes through accelerate's own launch validation and env building."""
+    found = {p.stem: launcher_env(p) for p in sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))}
+    assert set(found) == {"ddp", "fsdp", "fsdp_offload", "deepspeed_zero2", "deepspeed_zero3", "multinode"}
+    for name, (_, env) in found.items():
+        assert env["ACCELERATE_MIXED_PRECISION"] == "no", name  # the training config owns precision
+        assert (env.get("ACCELERATE_USE_FSDP") == "true") == name.startswith("fsdp"), name
+    assert found["fsdp"][1]["FSDP_VERSION"] == "2" and found["fsdp"][1]["FSDP_OFFLOAD_PARAMS"] == "false"
+    assert found["fsdp_offload"][1]["FSDP_OFFLOAD_PARAMS"] == "true"
+    assert found["deepspeed_zero2"][1]["ACCELERATE_DEEPSPEED_ZERO_STAGE"] == "2"
+    assert found["deepspeed_zero3"][1]["ACCELERATE_DEEPSPEED_ZERO_STAGE"] == "3"
+    assert found["multinode"][0].num_machines == 2 and found["multinode"][0].num_processes == 16
+
+
+def test_deepspeed_launch_is_refused_with_a_clear_error(monkeypatch, tmp_path):
+    from curiosity_sft.errors import UserError
+    from curiosity_sft.training.distributed import make_world
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    with pytest.raises(UserError, match="DeepSpeed"):
+        make_world(torch.device("cpu"))
