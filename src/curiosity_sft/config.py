@@ -123,6 +123,24 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def read_yaml_mapping(p: Path, what: str, fix: str) -> tuple[dict[str, Any], str]:
+    """A YAML file that must hold a mapping; (mapping, text). Every failure is one line naming the file."""
+    if not p.is_file():
+        raise ConfigError(f"{what} not found", where=p, fix=fix)
+    text = p.read_text(encoding="utf-8")
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"not valid YAML ({getattr(e, 'problem', e)})", where=p,
+                          line=mark.line + 1 if mark else None) from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"a {what} must be a mapping of key: value", where=p)
+    return loaded, text
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SFTConfig:
     """Read YAML (optional), apply ``key=value`` overrides, validate once."""
     data: dict[str, Any] = {}
@@ -131,20 +149,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         p = Path(path)
         where = str(p)
-        if not p.is_file():
-            raise ConfigError("config file not found", where=p, fix="pass an existing YAML file to --config")
-        text = p.read_text(encoding="utf-8")
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(f"not valid YAML ({getattr(e, 'problem', e)})", where=p,
-                              line=mark.line + 1 if mark else None) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError("a config must be a mapping of key: value", where=p)
-        data = loaded
+        data, text = read_yaml_mapping(p, "config file", "pass an existing YAML file to --config")
         lines = _key_lines(text)
     for item in overrides or []:
         k, v = parse_override(item)

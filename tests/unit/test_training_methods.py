@@ -72,3 +72,5 @@ def test_model_flops_golden():
     # per layer: q,o 8*8 each; k,v 8*4 each; mlp 3*8*16 -> 128+64+384 = 576 weights
     # 6*2*576 + 12*2*2*4*context(3) = 6912 + 576 per token; head 6*8*10 = 480 per trained token
     assert model_flops(c, 3, n_real=5, n_trained=2) == 5 * (6912 + 576) + 2 * 480
+    # LoRA: frozen weights cost 4 per token (no weight gradients); attention is unchanged
+    assert model_flops(c, 3, n_real=5, n_trained=2, frozen_base=True) == 5 * (4608 + 576) + 2 * 320

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from curiosity_sft.config import read_yaml_mapping
 from curiosity_sft.errors import ConfigError
 
 Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic"]
@@ -117,20 +118,8 @@ def load_data_config(path: str | Path | None) -> DataConfig:
     if path is None:
         return DataConfig()
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError("data config not found", where=p, fix="pass an existing YAML file to --data-config")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"not valid YAML ({getattr(e, 'problem', e)})", where=p,
-                          line=mark.line + 1 if mark else None) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("a data config must be a mapping of key: value", where=p)
+    data, text = read_yaml_mapping(p, "data config", "pass an existing YAML file to --data-config")
+    root = yaml.compose(text)
     try:
         return DataConfig(**data)
     except ValidationError as e:

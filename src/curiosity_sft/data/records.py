@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from curiosity_sft.data.schema import decode_json_line, is_blank
 from curiosity_sft.errors import DataError
 
 OnError = Literal["fail", "skip"]
@@ -57,16 +58,9 @@ def parse_json_lines(data: bytes, where: str | Path, bad: BadRecords) -> Iterato
     """(line number, object) for each non-blank line; bad lines go to ``bad``."""
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         try:
-            try:
-                s = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not UTF-8 text (byte {e.start})", where=where, line=lineno) from None
-            if not s.strip():
+            obj = decode_json_line(raw, where, lineno)
+            if is_blank(obj):
                 continue
-            try:
-                obj = json.loads(s)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", where=where, line=lineno) from None
             if not isinstance(obj, dict):
                 raise DataError(f"expected a JSON object, got {type(obj).__name__}", where=where, line=lineno)
         except DataError as e:

@@ -118,6 +118,27 @@ def example_from_dict(d: Any, where: str = "<memory>", line: int = 0) -> Example
     )
 
 
+_BLANK = object()
+
+
+def decode_json_line(raw: bytes, where: str | Path, lineno: int) -> Any:
+    """One JSON Lines line; ``_BLANK`` for a blank line, a DataError naming file and line otherwise."""
+    try:
+        s = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (byte {e.start})", where=where, line=lineno) from None
+    if not s.strip():
+        return _BLANK
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError as e:
+        raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", where=where, line=lineno) from None
+
+
+def is_blank(obj: Any) -> bool:
+    return obj is _BLANK
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed object); a bad line is a DataError naming file and line."""
     path = Path(path)
@@ -125,16 +146,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
         raise DataError("file not found", where=path, fix="check the path or run `curiosity-sft prepare`")
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
-            try:
-                s = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not UTF-8 text (byte {e.start})", where=path, line=lineno) from None
-            if not s.strip():
-                continue
-            try:
-                yield lineno, json.loads(s)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON ({e.msg} at column {e.colno})", where=path, line=lineno) from None
+            obj = decode_json_line(raw, path, lineno)
+            if not is_blank(obj):
+                yield lineno, obj
 
 
 def read_examples(path: str | Path) -> list[Example]:

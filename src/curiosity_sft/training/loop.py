@@ -366,7 +366,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                     micro = my_share(micro, world.rank, world.size) or [_without_labels(micro[0])]
                 r = runner.run(micro, n_trained)
                 tok_window += n_real
-                flops_window += model_flops(base_config, context, n_real, n_trained)
+                flops_window += model_flops(base_config, context, n_real, n_trained, frozen_base=cfg.peft_enable)
                 if not r.applied:
                     if r.scale_overflow:
                         log.info("step %d: fp16 gradient overflow, loss scale lowered, step skipped", step + 1)

@@ -2,7 +2,7 @@
 
 MFU follows the PaLM appendix B convention: model FLOPs per token are ``6 * N`` (forward and
 backward over every non-embedding weight) plus ``12 * L * d * T`` for attention over a context of
-``T``, with the output head counted on trained tokens only; the peak is a table value for known GPUs and, on CPU, the fp32
+``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base); the peak is a table value for known GPUs and, on CPU, the fp32
 matmul rate measured once at start-up, since CPUs have no spec sheet number worth trusting.
 """
 
@@ -44,18 +44,22 @@ def memory_metrics(device: torch.device) -> dict[str, float]:
     return {"memory_rss_gib": process_rss_bytes() / gib}
 
 
-def model_flops(config: Any, context: float, n_real: int, n_trained: int) -> float:
+def model_flops(config: Any, context: float, n_real: int, n_trained: int, frozen_base: bool = False) -> float:
     """Model FLOPs (forward + backward) for a step over ``n_real`` tokens of which ``n_trained`` carry a label.
 
     The decoder counts on every token; the vocabulary head only on trained ones, because that is
-    all the model needs (see loss.py) and counting FLOPs never done would flatter the MFU.
+    all the model needs (see loss.py) and counting FLOPs never done would flatter the MFU. A
+    frozen base (LoRA, QLoRA) costs 4 FLOPs per weight and token instead of 6: the backward pass
+    computes gradients of activations but not of frozen weights (the adapters are ~1% and not
+    counted).
     """
     d, L = config.hidden_size, config.num_hidden_layers
     heads, kv = config.num_attention_heads, getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or d // heads
     per_layer = d * heads * head_dim * 2 + d * kv * head_dim * 2 + 3 * d * config.intermediate_size
-    body = 6.0 * L * per_layer + 12.0 * L * heads * head_dim * context
-    return body * n_real + 6.0 * d * config.vocab_size * n_trained
+    w = 4.0 if frozen_base else 6.0
+    body = w * L * per_layer + 12.0 * L * heads * head_dim * context
+    return body * n_real + w * d * config.vocab_size * n_trained
 
 
 def measure_matmul_flops(n: int = 1024, seconds: float = 0.3, dtype: torch.dtype = torch.float32) -> float:
