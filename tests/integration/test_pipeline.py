@@ -67,6 +67,18 @@ def test_finished_run_is_not_overwritten_and_lora_evaluates(prepared, tmp_path, 
     assert res["examples"] == 6 and res["perplexity"]["overall"]["perplexity"] > 1
     assert "accuracy" in res and (res_dir / "samples.jsonl").is_file()
 
+    # inference folds the adapters into the weights (faster generation) without changing the outputs
+    from curiosity_sft.training.export import _config_from_payload, build_from_state, load_for_inference
+
+    merged, tok, _ = load_for_inference(str(out / "latest.pt"))
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    payload = torch.load(out / "latest.pt", weights_only=True)
+    unmerged = build_from_state(_config_from_payload(payload, out), payload["state_dict"], out).eval()
+    assert any(float(t.abs().max()) > 0 for n, t in payload["state_dict"].items() if "lora_B" in n)  # trained
+    ids = torch.tensor([tok("Tom has 3 apples and buys 4 more.")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, rtol=1e-4, atol=1e-4)
+
 
 @pytest.mark.parametrize("argv,fragment", [
     (["train", "--output", "{tmp}/o", "--set", "learnign_rate=1"], "unknown key `learnign_rate`"),

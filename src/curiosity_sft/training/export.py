@@ -115,5 +115,9 @@ def load_for_inference(spec: str) -> tuple[torch.nn.Module, PreTrainedTokenizerB
         desc = spec
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if hasattr(model, "merge_and_unload"):
+        # Inference only: folding the adapters into the weights removes LoRA's extra matmuls from
+        # every linear layer (SmolLM2, generation at batch 16 on CPU: 80 -> 94 tokens/s; base model 109).
+        model = model.merge_and_unload()
     model.eval()
     return model, tok, desc

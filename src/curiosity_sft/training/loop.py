@@ -142,7 +142,8 @@ def validation_loss(model: torch.nn.Module, encoded: list[Encoded], cfg: SFTConf
                       False, cfg.max_length)
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
     mine = list(batches(encoded, my_share(plan, rank, size), pad_id))
-    mine += [_without_labels(next(batches(encoded, plan[:1], pad_id)))] * (-(-len(plan) // size) - len(mine))
+    if len(mine) < -(-len(plan) // size):  # fewer batches than another process: pad so forwards pair up
+        mine.append(_without_labels(next(batches(encoded, plan[:1], pad_id))))
     total, n = 0.0, 0
     for b in mine:
         s, k = loss_fn(b.to(device))
