@@ -9,7 +9,7 @@ rate 1e-4, linear schedule without warmup, one epoch. Every trainer runs in its 
 non-padding tokens, counted once per example. The loss compared is the same for all: mean
 assistant-token loss (this package's loss.py) of the final model on ``--eval`` GSM8K test problems.
 
-Runs (a name listed twice runs twice, interleaved; the fastest repeat is compared): ours (packing, the default), ours without packing (length-grouped), ours_unpacked_all_tokens (loss on prompt tokens too, as TRL does for chat data), TRL at its defaults
+Runs (a name listed twice runs twice, interleaved; the fastest repeat is compared): ours (packing, the default), ours without packing (length-grouped), ours_unpacked_mixed (without packing, group_by_length off, the default: batches mix lengths as TRL's do), ours_unpacked_all_tokens / ours_unpacked_mixed_all_tokens (loss on prompt tokens too, as TRL does for chat data), TRL at its defaults
 except fp32 (bf16=False; TRL defaults to gradient checkpointing on), TRL with packing, and a
 one-step probe of TRL at its true default (bf16 autocast) to show what that costs on a CPU.
 """
@@ -65,7 +65,7 @@ def heldout_loss(model, tok, convs) -> float:
     return total / n
 
 
-def run_ours(train, test, work: Path, packing: bool, all_tokens: bool = False) -> dict:
+def run_ours(train, test, work: Path, packing: bool, all_tokens: bool = False, group_by_length: bool = False) -> dict:
     from curiosity_sft.config import SFTConfig
     from curiosity_sft.data.schema import Example, write_examples
     from curiosity_sft.models import load_tokenizer
@@ -82,7 +82,8 @@ def run_ours(train, test, work: Path, packing: bool, all_tokens: bool = False) -
     write_examples(path, rows)
     cfg = SFTConfig(model_name=MODEL, train_file=str(path), val_file=None, max_length=MAX_LENGTH, packing=packing,
                     batch_size=GLOBAL_BATCH, gradient_accumulation_steps=1, learning_rate=LR, epochs=1,
-                    warmup_ratio=0.0, lr_scheduler="linear", peft_enable=False, logging_steps=1, save_steps=10_000)
+                    warmup_ratio=0.0, lr_scheduler="linear", peft_enable=False, logging_steps=1, save_steps=10_000,
+                    group_by_length=group_by_length)
     out = work / "run"
     train_run(cfg, out, show_progress=False)
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -134,9 +135,13 @@ def one(name: str, n_train: int, n_eval: int) -> None:
         if name == "ours":
             res = run_ours(train, test, work, packing=True)
         elif name == "ours_unpacked":
-            res = run_ours(train, test, work, packing=False)
+            res = run_ours(train, test, work, packing=False, group_by_length=True)
+        elif name == "ours_unpacked_mixed":
+            res = run_ours(train, test, work, packing=False, group_by_length=False)
         elif name == "ours_unpacked_all_tokens":
-            res = run_ours(train, test, work, packing=False, all_tokens=True)
+            res = run_ours(train, test, work, packing=False, all_tokens=True, group_by_length=True)
+        elif name == "ours_unpacked_mixed_all_tokens":
+            res = run_ours(train, test, work, packing=False, all_tokens=True, group_by_length=False)
         elif name == "trl_fp32":
             res = run_trl(train, test, work, packing=False, bf16=False)
         elif name == "trl_packing":

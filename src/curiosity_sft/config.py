@@ -31,6 +31,7 @@ class SFTConfig(BaseModel):
     val_file: str | None = Field("data/sft_examples/val.jsonl", description="prepared validation JSONL (null: no eval)")
     max_length: int = Field(512, gt=8, description="tokens per example; longer examples are dropped, never cut silently")
     packing: bool = Field(True, description="pack short examples into rows of max_length (no cross-attention)")
+    group_by_length: bool = Field(False, description="without packing, batch examples of similar length (faster, less padding)")
     # --- optimisation (seed keys) ---
     batch_size: int = Field(8, gt=0, description="micro-batch per device")
     gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches per optimizer step")

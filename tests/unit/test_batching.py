@@ -58,6 +58,17 @@ def test_plan_epoch_is_deterministic_and_covers_all():
         assert sorted(i for mb in p1 for row in mb for i in row) == order
 
 
+def test_group_by_length_decides_whether_unpacked_batches_mix_lengths():
+    lengths = [5, 50, 6, 49, 7, 48, 8, 47]
+    order = list(range(8))
+    grouped = plan_epoch(lengths, order, 2, False, 64, seed=1)
+    mixed = plan_epoch(lengths, order, 2, False, 64, seed=1, group_by_length=False)
+    spread = [max(lengths[r[0]] for r in mb) - min(lengths[r[0]] for r in mb) for mb in grouped]
+    assert max(spread) <= 1  # similar lengths meet: little padding
+    assert sorted([r[0] for r in mb] for mb in mixed) == [[0, 1], [2, 3], [4, 5], [6, 7]]  # the shuffled order kept
+    assert sorted(i for mb in mixed for r in mb for i in r) == order
+
+
 def test_packed_loss_equals_unpacked_loss(tok, tiny_model):
     """Golden invariant: no token attends across packed examples (block-diagonal mask from positions)."""
     enc, _ = encode_all([ex(i) for i in range(5)] + [ex(9, "The cat sat on the mat and purred.")], tok, 256)

@@ -104,7 +104,7 @@ class StepStream:
     def _plan_for(self, epoch: int) -> Plan:
         order = epoch_order(len(self.encoded), self.cfg.seed, epoch)
         return plan_epoch(self.lengths, order, self.global_batch, self.cfg.packing, self.cfg.max_length,
-                          seed=self.cfg.seed + epoch)
+                          seed=self.cfg.seed + epoch, group_by_length=self.cfg.group_by_length)
 
     @property
     def per_epoch(self) -> int:
