@@ -102,6 +102,23 @@ def test_killed_two_process_run_resumes_on_one_process(prepared, tmp_path, shard
         assert b[s] == pytest.approx(a[s], rel=1e-5), s
 
 
+@pytest.mark.slow
+def test_one_process_checkpoint_resumes_sharded_on_two(prepared, tmp_path):
+    """The other direction: whole checkpoints are split into FSDP2 shards on load."""
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    one = ["gradient_accumulation_steps=2", "max_steps=4", "save_steps=2"]
+    run(train_cmd(prepared, out, one), env={KILL_ENV: "2"}, ok=False)
+    p = run(train_cmd(prepared, out, ["gradient_accumulation_steps=2", "max_steps=4", "save_steps=2"], nproc=2,
+                      extra=["--resume_from_checkpoint", "latest", "--keep-global-batch"]),
+            env={"ACCELERATE_USE_FSDP": "true"})
+    assert "accumulation 2 -> 1 to keep the global batch of 4 on 2 processes" in p.stderr + p.stdout
+    run(train_cmd(prepared, ref, one))
+    a, b = losses(ref), losses(out)
+    assert sorted(b) == [1, 2, 3, 4]
+    for s in (3, 4):
+        assert b[s] == pytest.approx(a[s], rel=1e-5), s
+
+
 def launcher_env(path):
     """What ``accelerate launch --config_file path`` would export to the processes, without launching."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser

@@ -240,8 +240,8 @@ def _resume_batch(cfg: SFTConfig, state: dict[str, Any], world: World, keep: boo
     saved = state.get("global_batch", cfg.global_batch_size)
     if keep and saved != cfg.global_batch_size * world.size:
         accum = accumulation_for(saved, cfg.batch_size, world.size)
-        log.info("--keep-global-batch: accumulation %d -> %d to keep the global batch of %d on %d process(es)",
-                 cfg.gradient_accumulation_steps, accum, saved, world.size)
+        log.info("--keep-global-batch: accumulation %d -> %d to keep the global batch of %d on %d process%s",
+                 cfg.gradient_accumulation_steps, accum, saved, world.size, "es" if world.size > 1 else "")
         return cfg.model_copy(update={"gradient_accumulation_steps": accum})
     return cfg
 
