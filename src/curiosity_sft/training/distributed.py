@@ -118,7 +118,6 @@ def accumulation_for(global_batch: int, batch_size: int, world_size: int) -> int
     return global_batch // per_step
 
 
-
 def fsdp_requested() -> bool:
     """``accelerate launch`` with an FSDP config exports this; torchrun users set it by hand."""
     return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
@@ -130,6 +129,8 @@ def deepspeed_requested() -> bool:
 
 class ReplicatedState:
     """Whole weights and optimizer state on every process (one process, or DDP replicas)."""
+
+    collective = False  # rank 0 alone can read the state
 
     def gather(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
         return trainable_state(model), optimizer.state_dict()
@@ -149,6 +150,7 @@ class ShardedState:
     ones. Every rank must call both methods: they are collectives.
     """
 
+    collective = True  # every rank joins gather and restore
     PREFIX = "model."  # TokenLoss holds the model as ``.model``
 
     def __init__(self, objective: torch.nn.Module, names: list[str]) -> None:

@@ -84,6 +84,15 @@ class TrainResult:
     final_eval_loss: float | None
 
 
+@dataclass
+class Step:
+    """This process's micro-batches of one optimizer step, and the token counts of the whole step."""
+
+    micro: list[Batch]
+    n_real: int
+    n_trained: int
+
+
 class StepStream:
     """Each optimizer step's micro-batches, across epochs, from a resumable position.
 
@@ -91,13 +100,18 @@ class StepStream:
     accumulation x processes) and only then cut into micro-batches, so the tokens of every
     optimizer step, and hence the loss curve, do not depend on how the global batch is split into
     micro-batch x accumulation x processes. The position is (epoch, step index in that epoch).
+    Process ``rank`` of ``size`` collates only its own share; the step's token counts come from
+    per-example counts, so no process collates another's rows.
     """
 
     def __init__(self, encoded: list[Encoded], cfg: SFTConfig, pad_id: int, epoch: int = 0, index: int = 0,
-                 global_batch: int | None = None) -> None:
+                 global_batch: int | None = None, rank: int = 0, size: int = 1) -> None:
         self.encoded, self.cfg, self.pad_id = encoded, cfg, pad_id
         self.global_batch = global_batch or cfg.global_batch_size
+        self.rank, self.size = rank, size
         self.lengths = [len(e.input_ids) for e in encoded]
+        # What an example adds to Batch.n_trained once collated: its first label is never a target.
+        self.trained = [sum(1 for x in e.labels[1:] if x != IGNORE) for e in encoded]
         self.epoch, self.index = epoch, index
         self._plan = self._plan_for(epoch)
 
@@ -113,7 +127,7 @@ class StepStream:
     def position(self) -> dict[str, int]:
         return {"epoch": self.epoch, "index": self.index}
 
-    def __iter__(self) -> Iterator[list[Batch]]:
+    def __iter__(self) -> Iterator[Step]:
         mb = self.cfg.batch_size
         while True:
             if self.index >= len(self._plan):
@@ -121,7 +135,12 @@ class StepStream:
                 self._plan = self._plan_for(self.epoch)
             rows = self._plan[self.index]
             self.index += 1
-            yield list(batches(self.encoded, [rows[i:i + mb] for i in range(0, len(rows), mb)], self.pad_id))
+            groups = [rows[i:i + mb] for i in range(0, len(rows), mb)]
+            micro = list(batches(self.encoded, my_share(groups, self.rank, self.size), self.pad_id))
+            if not micro:  # a short final step with fewer micro-batches than processes
+                micro = [_without_labels(next(batches(self.encoded, groups[:1], self.pad_id)))]
+            examples = [i for row in rows for i in row]
+            yield Step(micro, sum(self.lengths[i] for i in examples), sum(self.trained[i] for i in examples))
 
 
 LossFn = Callable[[Batch], tuple[torch.Tensor, int]]
@@ -235,13 +254,17 @@ def _progress(show: bool) -> Progress:
                     disable=not show, transient=False)
 
 
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
+
+
 def _resume_batch(cfg: SFTConfig, state: dict[str, Any], world: World, keep: bool) -> SFTConfig:
     """The config to continue with when the checkpoint was written by a different number of processes."""
     saved = state.get("global_batch", cfg.global_batch_size)
     if keep and saved != cfg.global_batch_size * world.size:
         accum = accumulation_for(saved, cfg.batch_size, world.size)
-        log.info("--keep-global-batch: accumulation %d -> %d to keep the global batch of %d on %d process%s",
-                 cfg.gradient_accumulation_steps, accum, saved, world.size, "es" if world.size > 1 else "")
+        log.info("--keep-global-batch: accumulation %d -> %d to keep the global batch of %d on %s",
+                 cfg.gradient_accumulation_steps, accum, saved, _processes(world.size))
         return cfg.model_copy(update={"gradient_accumulation_steps": accum})
     return cfg
 
@@ -296,7 +319,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         forward = world.accelerator.prepare_model(objective)  # DistributedDataParallel
         no_sync = lambda: world.no_sync(forward)  # noqa: E731
     log.info("data parallelism: %s", "none (1 process)" if world.size == 1 else
-             f"{'FSDP2 full shard' if isinstance(states, ShardedState) else 'DDP'} over {world.size} processes")
+             f"{'FSDP2 full shard' if states.collective else 'DDP'} over {_processes(world.size)}")
 
     def loss_fn(b: Batch) -> tuple[torch.Tensor, int]:
         return forward(b.input_ids, b.labels, b.position_ids)
@@ -307,7 +330,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                                   fused=device.type == "cuda", foreach=None if device.type == "cuda" else True)
     parallel = DataParallel(forward=loss_fn, world_size=world.size, no_sync=no_sync, sum=world.sum)
     global_batch = cfg.global_batch_size * world.size
-    stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch)
+    stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank, size=world.size)
     accum = cfg.gradient_accumulation_steps
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * stream.per_epoch))
     scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
@@ -321,8 +344,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         states.restore(model, optimizer, *load_checkpoint(ckpt, scheduler), where=ckpt)
         step = state["step"]
         runner.split = state.get("micro_batch_split", 1)
-        stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch,
-                            **_resume_position(state, global_batch))
+        stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank,
+                            size=world.size, **_resume_position(state, global_batch))
         log.info("resumed from %s at step %d", ckpt, step)
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -332,9 +355,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     context = sum(len(e.input_ids) ** 2 for e in train_enc) / max(1, sum(len(e.input_ids) for e in train_enc))
     base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
 
-    log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %d process%s, %d examples, "
-             "packing %s", total_steps, global_batch, cfg.batch_size, accum, world.size,
-             "es" if world.size > 1 else "", len(train_enc), cfg.packing)
+    log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %s, %d examples, packing %s",
+             total_steps, global_batch, cfg.batch_size, accum, _processes(world.size), len(train_enc), cfg.packing)
     it = iter(stream)
     last_loss: float | None = None
     eval_loss: float | None = None
@@ -345,6 +367,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     def checkpoint(at: int, position: dict[str, int]) -> None:
         # DDP replicas are identical after every step, so rank 0's state is the whole state; FSDP
         # shards are gathered to rank 0 (a collective every rank joins).
+        if not (world.is_main or states.collective):
+            return
         weights, optimizer_state = states.gather(model, optimizer)
         if world.is_main:
             save_checkpoint(out, at, weights, optimizer_state, scheduler,
@@ -361,11 +385,9 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         try:
             while step < total_steps:
                 position = stream.position()
-                micro = next(it)
-                n_real, n_trained = sum(b.n_real for b in micro), sum(b.n_trained for b in micro)
-                if world.size > 1:
-                    micro = my_share(micro, world.rank, world.size) or [_without_labels(micro[0])]
-                r = runner.run(micro, n_trained)
+                batch = next(it)
+                n_real, n_trained = batch.n_real, batch.n_trained
+                r = runner.run(batch.micro, n_trained)
                 tok_window += n_real
                 flops_window += model_flops(base_config, context, n_real, n_trained, frozen_base=cfg.peft_enable)
                 if not r.applied:
@@ -409,13 +431,13 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         except KeyboardInterrupt:
             # Weights are those of the last completed step; resuming replays the interrupted one.
             optimizer.zero_grad(set_to_none=True)
-            if step and not isinstance(states, ShardedState):  # gathering shards needs every rank, which Ctrl-C stops
+            if step and not states.collective:  # gathering shards needs every rank, which Ctrl-C stops
                 checkpoint(step, position)
                 log.warning("interrupted: saved checkpoint-%d; resume with --resume_from_checkpoint latest", step)
             if sink is not None:
                 sink.close()
             raise
-    if isinstance(states, ShardedState):
+    if states.collective:
         weights, _ = states.gather(model, optimizer)
         if world.is_main:  # export from a whole, unsharded copy: the base weights are reloaded, trained ones set
             model = build_model(cfg, torch.device("cpu"), amp)
