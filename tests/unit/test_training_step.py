@@ -93,6 +93,56 @@ def test_oom_on_a_single_row_is_a_clear_error(tok, tiny_model, monkeypatch):
         make_runner(tiny_model).run(micro_batches(tok))
 
 
+class FakeEngine:
+    """The DeepSpeed engine calls EngineStepRunner makes, recorded (the real engine runs in test_distributed)."""
+
+    def __init__(self, model, applied=True):
+        self.module, self.applied, self.calls = model, applied, []
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    def gradient_clipping(self):
+        return 1.0
+
+    def backward(self, loss, scale_wrt_gas=True):
+        self.calls.append(("backward", scale_wrt_gas))
+        loss.backward()
+
+    def step(self):
+        self.calls.append("step")
+
+    def get_global_grad_norm(self):
+        return 2.5
+
+    def was_step_applied(self):
+        return self.applied
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_deepspeed_steps_accumulate_unscaled_and_step_once(tok, tiny_model, applied):
+    from curiosity_sft.training.step import DataParallel
+    from curiosity_sft.training.zero import EngineStepRunner
+
+    engine = FakeEngine(tiny_model, applied)
+    forward = lambda b: step_mod.sum_token_loss(tiny_model, b)  # noqa: E731
+    runner = EngineStepRunner(engine, list(tiny_model.parameters()), torch.device("cpu"), None,
+                              DataParallel(forward=forward))
+    out = runner.run(micro_batches(tok))
+    # our loss is already normalised over the global batch: the engine must not divide it again
+    assert engine.calls == [("backward", False), ("backward", False), "step"]
+    assert out.grad_norm == 2.5 and out.applied is applied and not out.scale_overflow
+
+
+def test_deepspeed_oom_in_backward_is_a_clear_error(tok, tiny_model):
+    from curiosity_sft.training.step import DataParallel
+    from curiosity_sft.training.zero import EngineStepRunner
+
+    forward = lambda b: (lambda s, k: (_OOMInBackward.apply(s), k))(*step_mod.sum_token_loss(tiny_model, b))  # noqa: E731
+    runner = EngineStepRunner(FakeEngine(tiny_model), list(tiny_model.parameters()), torch.device("cpu"), None,
+                              DataParallel(forward=forward))
+    with pytest.raises(UserError, match="out of memory in a backward pass under DeepSpeed"):
+        runner.run(micro_batches(tok))
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_data(tmp_path_factory.mktemp("data"))

@@ -109,11 +109,16 @@ def find_checkpoint(spec: str, out_dir: Path) -> Path:
     return p
 
 
-def load_checkpoint(path: Path, scheduler: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Restore the scheduler and every RNG; return (weights, optimizer state) for the caller to place."""
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's trainable weights, whole; loaded into the model before any wrapper shards it."""
+    return load_file(str(path / "model.safetensors"))
+
+
+def load_checkpoint(path: Path, scheduler: Any) -> dict[str, Any]:
+    """Restore the scheduler and every RNG; return the optimizer state for the caller to place."""
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-    return load_file(str(path / "model.safetensors")), torch.load(path / "optimizer.pt", weights_only=True)
+    return torch.load(path / "optimizer.pt", weights_only=True)
 
 
 class RunLock:

@@ -8,7 +8,8 @@ Replicated training (DDP) goes through ``accelerator.prepare_model``. Sharded tr
 asked for by an accelerate FSDP config or ``ACCELERATE_USE_FSDP=true``) applies PyTorch's
 ``fully_shard`` directly, the same FSDP2 that accelerate itself calls, because accelerate only
 enables FSDP on GPUs while ``fully_shard`` also runs over gloo: that way the path users run on
-8 GPUs is the one the CPU tests exercise. Checkpoints are always whole, index-keyed
+8 GPUs is the one the CPU tests exercise. DeepSpeed ZeRO-2/3 (an accelerate DeepSpeed config)
+is driven through its engine (``zero.py``). Checkpoints are always whole, index-keyed
 ``torch.optim`` states, gathered from the shards, so N processes resume on M.
 
 Data parallelism without a distributed sampler: every rank walks the same deterministic plan of
@@ -21,6 +22,7 @@ shared plan, so a run saved on N processes resumes on M.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -31,7 +33,7 @@ from typing import Any, TypeVar
 import torch
 
 from curiosity_sft.errors import UserError
-from curiosity_sft.training.checkpoint import load_trainable_state, trainable_state
+from curiosity_sft.training.checkpoint import trainable_state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,18 +90,28 @@ def launched_world_size() -> int:
 
 def make_world(device: torch.device) -> World:
     """The world this process was launched into; ``device`` is used when there is only one process."""
+    if deepspeed_requested() and importlib.util.find_spec("deepspeed") is None:
+        from curiosity_sft.training.zero import INSTALL_FIX
+
+        raise UserError("the launcher config asks for DeepSpeed, which is not installed", fix=INSTALL_FIX)
     if launched_world_size() == 1:
-        return World(None, 0, 1, device)
-    if deepspeed_requested():
-        raise UserError("the launcher config asks for DeepSpeed, which this version does not drive yet",
-                        fix="use configs/accelerate/fsdp.yaml (same sharding as ZeRO-3) or ddp.yaml; "
-                            "see docs/DISTRIBUTED.md")
+        if fsdp_requested():
+            log.warning("FSDP on one process has nothing to shard: training unsharded (to offload to CPU RAM on "
+                        "one GPU, launch with configs/accelerate/deepspeed_zero3_offload.yaml)")
+        return World(None, 0, 1, device)  # DeepSpeed on one process (ZeRO-Offload) needs no Accelerator either
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs
 
     # mixed_precision "no": the training config decides precision (its own autocast), not the launcher.
     acc = Accelerator(cpu=device.type == "cpu", mixed_precision="no",
                       kwargs_handlers=[InitProcessGroupKwargs(timeout=PROCESS_GROUP_TIMEOUT)])
+    if deepspeed_requested():
+        # On GPUs accelerate registers ZeRO-3 with transformers, whose from_pretrained would then
+        # build the model already partitioned (zero.Init); we load whole weights (LoRA, resume)
+        # and let deepspeed.initialize partition them.
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
     return World(acc, acc.process_index, acc.num_processes, acc.device)
 
 
@@ -135,19 +147,18 @@ class ReplicatedState:
     def gather(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
         return trainable_state(model), optimizer.state_dict()
 
-    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict[str, torch.Tensor],
-                optimizer_state: dict[str, Any], where: Any) -> None:
-        load_trainable_state(model, weights, where)
+    def restore(self, optimizer: torch.optim.Optimizer, optimizer_state: dict[str, Any]) -> None:
         optimizer.load_state_dict(optimizer_state)
 
 
 class ShardedState:
-    """FSDP2 shards gathered to whole tensors on save and split again on load.
+    """FSDP2 shards gathered to whole tensors on save; optimizer states split again on load.
 
     ``torch.distributed.checkpoint.state_dict`` does the gathering and keys optimizer states by
     parameter name; we convert to and from ``torch.optim``'s index keys (the order of the
     trainable parameters, the same with or without sharding) so the files match the replicated
-    ones. Every rank must call both methods: they are collectives.
+    ones. Weights need no restore here: they are loaded into the model before ``fully_shard``
+    splits it. Every rank must call both methods: they are collectives.
     """
 
     collective = True  # every rank joins gather and restore
@@ -174,25 +185,14 @@ class ShardedState:
         groups = [{**g, "params": [index[k] for k in g["params"]]} for g in osd["param_groups"]]
         return weights, {"state": state, "param_groups": groups}
 
-    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, weights: dict[str, torch.Tensor],
-                optimizer_state: dict[str, Any], where: Any) -> None:
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            set_model_state_dict,
-            set_optimizer_state_dict,
-        )
+    def restore(self, optimizer: torch.optim.Optimizer, optimizer_state: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        missing = sorted(set(self.names) - set(weights)) + sorted(set(weights) - set(self.names))
-        if missing:
-            raise UserError(f"weights do not match the model (e.g. {missing[0]})", where=where,
-                            fix="resume with the same config (model_name, peft_enable, lora_r, hidden_dim, num_layers)")
-        opts = StateDictOptions(full_state_dict=True, strict=False)
-        set_model_state_dict(self.objective, {self.PREFIX + n: t for n, t in weights.items()}, options=opts)
         fqn = [self.PREFIX + n for n in self.names]
         osd = {"state": {fqn[int(i)]: v for i, v in optimizer_state["state"].items()},
                "param_groups": [{**g, "params": [fqn[int(i)] for i in g["params"]]}
                                 for g in optimizer_state["param_groups"]]}
-        set_optimizer_state_dict(self.objective, optimizer, osd, options=opts)
+        set_optimizer_state_dict(self.objective, optimizer, osd, options=StateDictOptions(full_state_dict=True, strict=False))
 
 
 def shard(objective: torch.nn.Module, layers: Sequence[torch.nn.Module], device: torch.device) -> None:

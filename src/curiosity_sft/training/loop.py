@@ -50,6 +50,7 @@ from curiosity_sft.training.checkpoint import (
     find_checkpoint,
     load_checkpoint,
     load_trainable_state,
+    load_weights,
     save_checkpoint,
 )
 from curiosity_sft.training.distributed import (
@@ -57,6 +58,7 @@ from curiosity_sft.training.distributed import (
     ShardedState,
     World,
     accumulation_for,
+    deepspeed_requested,
     fsdp_no_sync,
     fsdp_requested,
     make_world,
@@ -68,6 +70,15 @@ from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
 from curiosity_sft.training.precision import autocast_dtype, pick_device, weight_dtype
 from curiosity_sft.training.step import DataParallel, StepRunner
 from curiosity_sft.training.telemetry import MetricsSink, memory_metrics, model_flops, peak_flops
+from curiosity_sft.training.zero import (
+    EngineState,
+    EngineStepRunner,
+    cpu_adamw,
+    engine_config,
+    launcher_config,
+    offloads_optimizer,
+    start_engine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +265,12 @@ def _progress(show: bool) -> Progress:
                     disable=not show, transient=False)
 
 
+def _parallelism(states: Any, engine: Any) -> str:
+    if engine is not None:
+        return f"DeepSpeed ZeRO-{engine.zero_optimization_stage()}"
+    return "FSDP2 full shard" if states.collective else "DDP"
+
+
 def _processes(n: int) -> str:
     return f"{n} process" if n == 1 else f"{n} processes"
 
@@ -307,41 +324,66 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     log.info("model %s: %s trainable of %s parameters (%s, %s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
              "QLoRA" if cfg.load_in_4bit else "LoRA" if cfg.peft_enable else "full", amp or torch.float32)
 
+    if ckpt is not None:  # whole weights go into the plain model, before any wrapper splits it
+        load_trainable_state(model, load_weights(ckpt), ckpt)
+
     objective = TokenLoss(model)
-    forward: torch.nn.Module = objective
-    states: ReplicatedState | ShardedState = ReplicatedState()
+    forward: Any = objective
+    states: ReplicatedState | ShardedState | EngineState = ReplicatedState()
     no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
-    if world.size > 1 and fsdp_requested():
+    fsdp = world.size > 1 and fsdp_requested()
+    zero = deepspeed_requested() and not fsdp  # also on one process: ZeRO-Offload on a single GPU
+    if fsdp:
         shard(objective, backbone_and_head(model)[0].layers, device)
-        states = ShardedState(objective, [n for n, p in model.named_parameters() if p.requires_grad])
         no_sync = lambda: fsdp_no_sync(objective)  # noqa: E731
-    elif world.size > 1:
+    elif world.size > 1 and not zero:
         forward = world.accelerator.prepare_model(objective)  # DistributedDataParallel
         no_sync = lambda: world.no_sync(forward)  # noqa: E731
-    log.info("data parallelism: %s", "none (1 process)" if world.size == 1 else
-             f"{'FSDP2 full shard' if states.collective else 'DDP'} over {_processes(world.size)}")
+
+    # Created after sharding: FSDP2 replaces the parameters with sharded ones.
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    if fsdp:
+        states = ShardedState(objective, [n for n, _ in named])
+    global_batch = cfg.global_batch_size * world.size
+    accum = cfg.gradient_accumulation_steps
+    engine, ds_config = None, None
+    if zero:
+        hidden = (model.get_base_model() if hasattr(model, "get_base_model") else model).config.hidden_size
+        ds_config = engine_config(launcher_config(), cfg, accum, world.size, hidden, amp)
+    if ds_config is not None and offloads_optimizer(ds_config):
+        optimizer = cpu_adamw(params, cfg)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                      fused=device.type == "cuda", foreach=None if device.type == "cuda" else True)
+    if ds_config is not None:
+        engine = start_engine(objective, optimizer, ds_config)
+        forward = engine
+    log.info("data parallelism: %s", "none (1 process)" if world.size == 1 and engine is None else
+             f"{_parallelism(states, engine)} over {_processes(world.size)}")
 
     def loss_fn(b: Batch) -> tuple[torch.Tensor, int]:
         return forward(b.input_ids, b.labels, b.position_ids)
 
-    # Created after sharding: FSDP2 replaces the parameters with sharded ones.
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  fused=device.type == "cuda", foreach=None if device.type == "cuda" else True)
+    if engine is not None:
+        no_targets = _without_labels(next(batches(train_enc, [[[0]]], tok.pad_token_id))).to(device)
+        states = EngineState(named, engine, world.is_main, zero_loss=lambda: loss_fn(no_targets)[0])
+
     parallel = DataParallel(forward=loss_fn, world_size=world.size, no_sync=no_sync, sum=world.sum)
-    global_batch = cfg.global_batch_size * world.size
     stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank, size=world.size)
-    accum = cfg.gradient_accumulation_steps
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * stream.per_epoch))
     scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
                               optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
-    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
-    runner = StepRunner(model, optimizer, params, device, amp, scaler, cfg.max_grad_norm, parallel=parallel)
+    if engine is not None:
+        runner: StepRunner = EngineStepRunner(engine, params, device, amp, parallel)
+    else:
+        scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+        runner = StepRunner(model, optimizer, params, device, amp, scaler, cfg.max_grad_norm, parallel=parallel)
 
     step = 0
     if ckpt is not None:
-        states.restore(model, optimizer, *load_checkpoint(ckpt, scheduler), where=ckpt)
+        states.restore(optimizer, load_checkpoint(ckpt, scheduler))
         step = state["step"]
         runner.split = state.get("micro_batch_split", 1)
         stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank,

@@ -91,8 +91,15 @@ class StepRunner:
                 s, _ = self.forward(b)
             loss = s * self.parallel.world_size / max(n_tokens, 1)
             phase[0] = "backward"
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            self._backward(loss)
         return float(loss.detach()) / self.parallel.world_size
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def _restart(self) -> None:
+        """Drop the step's partly accumulated gradients, to redo it at a smaller micro-batch."""
+        self.optimizer.zero_grad(set_to_none=True)
 
     def _halve(self, piece: Batch) -> None:
         if piece.n_rows == 1:
@@ -124,9 +131,11 @@ class StepRunner:
                 total += self._forward_backward(pending[i], n_tokens, phase, last=i == len(pending) - 1)
                 i += 1
             except torch.OutOfMemoryError:
+                redo = phase[0] == "backward"  # gradients may be partly accumulated: redo the step
+                if redo:
+                    self._restart()
                 self._halve(pending[i])
-                if phase[0] == "backward":  # gradients may be partly accumulated: redo the step
-                    self.optimizer.zero_grad(set_to_none=True)
+                if redo:
                     pending = [p for b in micro for p in split_into(b, self.split)]
                     total, i = 0.0, 0
                 else:
@@ -142,6 +151,12 @@ class StepRunner:
         loss, n_real = self.accumulate(micro, n_tokens)
         loss = self.parallel.sum(loss)
         n_trained = sum(b.n_trained for b in micro) if n_tokens is None else n_tokens
+        grad_norm, ok = self._apply(loss)
+        return StepOutcome(loss, grad_norm, n_real, n_trained, ok,
+                           scale_overflow=bool(self.scaler) and math.isfinite(loss) and not ok)
+
+    def _apply(self, loss: float) -> tuple[float, bool]:
+        """Clip and update unless the loss or the gradient is not finite; returns (gradient norm, applied)."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm))
@@ -154,5 +169,4 @@ class StepRunner:
         if self.scaler:
             self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepOutcome(loss, grad_norm, n_real, n_trained, ok,
-                           scale_overflow=bool(self.scaler) and math.isfinite(loss) and not ok)
+        return grad_norm, ok
