@@ -139,6 +139,31 @@ def test_one_process_checkpoint_resumes_sharded_on_two(prepared, tmp_path, shard
 
 
 @pytest.mark.slow
+def test_two_machines_meet_over_tcp_with_the_multinode_config(prepared, tmp_path):
+    """configs/accelerate/multinode.yaml run as two 'machines' (machine_rank 0 and 1, one process
+    each) that rendezvous over TCP on this host, sharing the output folder as nodes share storage."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    sets = ["gradient_accumulation_steps=1", "max_steps=4", "save_steps=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "300"}
+    port = str(29700 + os.getpid() % 200)
+    procs = []
+    for machine in (0, 1):
+        cmd = train_cmd(prepared, two, sets)
+        cmd[1:1] = ["-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs/accelerate/multinode.yaml"),
+                    "--machine_rank", str(machine), "--num_processes", "2", "--main_process_ip", "127.0.0.1",
+                    "--main_process_port", port]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-4000:] + logs[1][-4000:]
+    assert "DDP over 2 processes" in logs[0]
+    run(train_cmd(prepared, one, ["gradient_accumulation_steps=2", "max_steps=4", "save_steps=2"]))
+    a, b = losses(one), losses(two)
+    assert sorted(b) == [1, 2, 3, 4]
+    for s in a:
+        assert b[s] == pytest.approx(a[s], rel=1e-5), s
+
+
+@pytest.mark.slow
 @needs_deepspeed
 def test_zero3_offload_on_one_gpu_resumes_a_plain_checkpoint(prepared, tmp_path):
     """ZeRO-3 with parameters and optimizer in CPU RAM on a single process (the one-GPU offload
