@@ -192,7 +192,8 @@ class ShardedState:
         osd = {"state": {fqn[int(i)]: v for i, v in optimizer_state["state"].items()},
                "param_groups": [{**g, "params": [fqn[int(i)] for i in g["params"]]}
                                 for g in optimizer_state["param_groups"]]}
-        set_optimizer_state_dict(self.objective, optimizer, osd, options=StateDictOptions(full_state_dict=True, strict=False))
+        opts = StateDictOptions(full_state_dict=True, strict=False)
+        set_optimizer_state_dict(self.objective, optimizer, osd, options=opts)
 
 
 def shard(objective: torch.nn.Module, layers: Sequence[torch.nn.Module], device: torch.device) -> None:
