@@ -30,8 +30,12 @@ def losses(out):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_reproduces_every_later_loss(tmp_path):
-    cfg = tiny_config(*write_data(tmp_path / "data"), max_steps=8, save_steps=3, eval_steps=4)
+@pytest.mark.parametrize("method", [{}, {"peft_enable": True, "lora_r": 4, "lora_dropout": 0.1}],
+                         ids=["full", "lora-dropout"])
+def test_sigkill_then_resume_reproduces_every_later_loss(tmp_path, method):
+    # With dropout every later loss depends on the RNG stream: a regression test for the CPU
+    # matmul probe that drew from the global generator after the resume had restored it.
+    cfg = tiny_config(*write_data(tmp_path / "data"), max_steps=8, save_steps=3, eval_steps=4, **method)
     save_config(cfg, tmp_path / "cfg.yaml")
     ref = tmp_path / "ref"
     train(cfg, ref, show_progress=False)

@@ -200,3 +200,24 @@ def test_a_checkpoint_that_fails_mid_write_is_never_seen(data, tmp_path, monkeyp
     with pytest.raises(OSError):
         train(tiny_config(*data, max_steps=6, val_file=None), out, resume_from="latest", show_progress=False)
     assert find_checkpoint("latest", out).name == "checkpoint-3"
+
+
+@pytest.mark.parametrize("saved, rank, world, expect", [
+    ("list", 1, 2, 1),  # same process count: each process its own stream
+    ("list", 1, 3, 0),  # another count: micro-batches move between processes, all take process 0's
+    ("dict", 1, 2, 0),  # a checkpoint from before per-process streams
+])
+def test_each_process_resumes_its_own_rng_stream(tmp_path, saved, rank, world, expect):
+    from curiosity_sft.training.checkpoint import load_checkpoint, rng_state
+
+    streams = []
+    for seed in (10, 11):
+        torch.manual_seed(seed)
+        streams.append(rng_state())
+    torch.save(streams if saved == "list" else streams[0], tmp_path / "rng.pt")
+    torch.save({"state": {}, "param_groups": []}, tmp_path / "optimizer.pt")
+    sched = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
+                                              lambda s: 1.0)
+    torch.save(sched.state_dict(), tmp_path / "scheduler.pt")
+    load_checkpoint(tmp_path, sched, rank, world)
+    assert torch.equal(torch.get_rng_state(), streams[expect]["torch"])

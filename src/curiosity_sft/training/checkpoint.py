@@ -61,12 +61,14 @@ def set_rng_state(st: dict[str, Any]) -> None:
 
 
 def save_checkpoint(out_dir: Path, step: int, weights: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
-                    scheduler: Any, state: dict[str, Any], cfg: SFTConfig, keep: int | None) -> Path:
+                    scheduler: Any, state: dict[str, Any], cfg: SFTConfig, keep: int | None,
+                    rngs: list[dict[str, Any]] | None = None) -> Path:
     """Write ``checkpoint-<step>`` atomically, then prune to the newest ``keep``.
 
     ``weights`` and ``optimizer_state`` are whole (gathered from shards if training was sharded),
     in ``torch.optim`` index-keyed form, so a checkpoint does not depend on how many processes
-    wrote it.
+    wrote it. ``rngs`` holds every process's RNG state (default: this process's): each process
+    draws its own dropout masks, so only its own stream resumes it exactly.
     """
     final = out_dir / f"checkpoint-{step}"
     tmp = out_dir / f".checkpoint-{step}.tmp"
@@ -76,7 +78,7 @@ def save_checkpoint(out_dir: Path, step: int, weights: dict[str, torch.Tensor], 
     save_file(weights, str(tmp / "model.safetensors"))
     torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
+    torch.save(rngs or [rng_state()], tmp / "rng.pt")
     save_config(cfg, tmp / "config.yaml")
     atomic_write_json(tmp / "trainer_state.json", {"step": step, **state})
     publish_dir(tmp, final)
@@ -114,10 +116,17 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
-def load_checkpoint(path: Path, scheduler: Any) -> dict[str, Any]:
-    """Restore the scheduler and every RNG; return the optimizer state for the caller to place."""
+def load_checkpoint(path: Path, scheduler: Any, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+    """Restore the scheduler and every RNG; return the optimizer state for the caller to place.
+
+    A process takes its own RNG stream when the checkpoint was written by as many processes;
+    on another process count the micro-batches move between processes anyway, and all take
+    process 0's.
+    """
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    rngs = torch.load(path / "rng.pt", weights_only=False)
+    rngs = [rngs] if isinstance(rngs, dict) else rngs  # checkpoints before per-process streams
+    set_rng_state(rngs[rank] if len(rngs) == world_size else rngs[0])
     return torch.load(path / "optimizer.pt", weights_only=True)
 
 

@@ -67,6 +67,14 @@ class World:
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
         return float(self.accelerator.reduce(t, "sum")[0])
 
+    def gather(self, value: T) -> list[T]:
+        """Every process's ``value``, in rank order, on every process (a collective)."""
+        if self.size == 1:
+            return [value]
+        from accelerate.utils import gather_object
+
+        return gather_object([value])
+
     def from_main(self, make: Callable[[], T]) -> T:
         """Run ``make`` on rank 0 only and give every rank its result (tokenize once, not N times)."""
         if self.size == 1:

@@ -51,6 +51,7 @@ from curiosity_sft.training.checkpoint import (
     load_checkpoint,
     load_trainable_state,
     load_weights,
+    rng_state,
     save_checkpoint,
 )
 from curiosity_sft.training.distributed import (
@@ -383,7 +384,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
 
     step = 0
     if ckpt is not None:
-        states.restore(optimizer, load_checkpoint(ckpt, scheduler))
+        states.restore(optimizer, load_checkpoint(ckpt, scheduler, world.rank, world.size))
         step = state["step"]
         runner.split = state.get("micro_batch_split", 1)
         stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank,
@@ -406,9 +407,12 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     t_window, tok_window, flops_window = time.perf_counter(), 0, 0.0
     kill_after = int(os.environ.get(KILL_ENV, "0"))
 
-    def checkpoint(at: int, position: dict[str, int]) -> None:
-        # DDP replicas are identical after every step, so rank 0's state is the whole state; FSDP
-        # shards are gathered to rank 0 (a collective every rank joins).
+    def checkpoint(at: int, position: dict[str, int], every_rank: bool = True) -> None:
+        # Every process's RNG stream (its own dropout masks) is gathered, a collective; only
+        # rank 0 checkpoints on Ctrl-C, when the others may be gone. DDP replicas are identical
+        # after every step, so rank 0's state is the whole state; FSDP and ZeRO shards are
+        # gathered to rank 0 (a collective every rank joins).
+        rngs = world.gather(rng_state()) if every_rank else None
         if not (world.is_main or states.collective):
             return
         weights, optimizer_state = states.gather(model, optimizer)
@@ -416,7 +420,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
             save_checkpoint(out, at, weights, optimizer_state, scheduler,
                             {"position": position, "total_steps": total_steps, "micro_batch_split": runner.split,
                              "global_batch": global_batch, "world_size": world.size},
-                            cfg, cfg.save_total_limit)
+                            cfg, cfg.save_total_limit, rngs)
 
     def log_metrics(rec: dict[str, Any]) -> None:
         if sink is not None:
@@ -474,7 +478,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
             # Weights are those of the last completed step; resuming replays the interrupted one.
             optimizer.zero_grad(set_to_none=True)
             if step and not states.collective:  # gathering shards needs every rank, which Ctrl-C stops
-                checkpoint(step, position)
+                checkpoint(step, position, every_rank=False)
                 log.warning("interrupted: saved checkpoint-%d; resume with --resume_from_checkpoint latest", step)
             if sink is not None:
                 sink.close()

@@ -63,8 +63,13 @@ def model_flops(config: Any, context: float, n_real: int, n_trained: int, frozen
 
 
 def measure_matmul_flops(n: int = 1024, seconds: float = 0.3, dtype: torch.dtype = torch.float32) -> float:
-    """Sustained square-matmul rate on CPU with the current thread count (FLOP/s)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    """Sustained square-matmul rate on CPU with the current thread count (FLOP/s).
+
+    Its own generator: drawing from the global one after a resume restored it would shift every
+    later dropout mask, and the resumed run would no longer be the interrupted one.
+    """
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, dtype=dtype, generator=g), torch.randn(n, n, dtype=dtype, generator=g)
     a @ b
     reps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
