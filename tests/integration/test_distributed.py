@@ -183,7 +183,7 @@ def test_two_machines_meet_over_tcp_with_the_multinode_config(prepared, tmp_path
 @needs_deepspeed
 def test_zero3_offload_on_one_gpu_resumes_a_plain_checkpoint(prepared, tmp_path):
     """ZeRO-3 with parameters and optimizer in CPU RAM on a single process (the one-GPU offload
-    setup), its step run by DeepSpeed's CPU Adam, continues a plain run's checkpoint exactly."""
+    setup), its step run by torch's fused AdamW on the CPU, continues a plain run's checkpoint exactly."""
     out, ref = tmp_path / "run", tmp_path / "ref"
     sets = ["gradient_accumulation_steps=2", "max_steps=4", "save_steps=2"]
     run(train_cmd(prepared, out, sets), env={KILL_ENV: "2"}, ok=False)
