@@ -36,11 +36,24 @@ def train_cmd(prepared, out, sets, nproc=1, extra=(), accelerate_config=None):
     return [*args, *extra]
 
 
+def process_env(extra=()):
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "300", **dict(extra)}
+
+
 def run(cmd, env=(), ok=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "300", **dict(env)}
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=process_env(env))
     assert (p.returncode == 0) == ok, p.stderr[-12000:]
     return p
+
+
+def run_two(prepared, out, sets, sharding, extra=(), env=(), ok=True):
+    """2 processes: DeepSpeed through accelerate's launcher and its shipped config; DDP and FSDP
+    through torchrun, with ACCELERATE_USE_FSDP as accelerate's FSDP configs export it."""
+    if sharding.startswith("deepspeed"):
+        return run(train_cmd(prepared, out, sets, nproc=2, extra=extra, accelerate_config=f"{sharding}.yaml"),
+                   env=env, ok=ok)
+    return run(train_cmd(prepared, out, sets, nproc=2, extra=extra),
+               env={**dict(env), "ACCELERATE_USE_FSDP": str(sharding == "fsdp").lower()}, ok=ok)
 
 
 def losses(out):
@@ -98,12 +111,7 @@ def test_killed_two_process_run_resumes_on_one_process(prepared, tmp_path, shard
     out = tmp_path / "run"
     ref = tmp_path / "ref"
     sets = ["gradient_accumulation_steps=1", "max_steps=4", "save_steps=2"]
-    env = {KILL_ENV: "2"}  # SIGKILL after step 2
-    if sharding.startswith("deepspeed"):
-        run(train_cmd(prepared, out, sets, nproc=2, accelerate_config=f"{sharding}.yaml"), env=env, ok=False)
-    else:  # torchrun this time; ACCELERATE_USE_FSDP is what accelerate's FSDP configs export
-        run(train_cmd(prepared, out, sets, nproc=2), env={**env, "ACCELERATE_USE_FSDP": str(sharding == "fsdp").lower()},
-            ok=False)
+    run_two(prepared, out, sets, sharding, env={KILL_ENV: "2"}, ok=False)  # SIGKILL after step 2
     assert (out / "checkpoint-2").is_dir() and not (out / "manifest.json").exists()
     p = run(train_cmd(prepared, out, sets, extra=["--resume_from_checkpoint", "latest", "--keep-global-batch"]))
     assert "accumulation 1 -> 2 to keep the global batch of 4 on 1 process" in p.stderr + p.stdout
@@ -140,11 +148,7 @@ def test_one_process_checkpoint_resumes_sharded_on_two(prepared, tmp_path, shard
     if sharding.startswith("deepspeed"):
         one += ["peft_enable=true", "lora_r=4"]
     run(train_cmd(prepared, out, one), env={KILL_ENV: "2"}, ok=False)
-    resume = ["--resume_from_checkpoint", "latest", "--keep-global-batch"]
-    if sharding.startswith("deepspeed"):
-        p = run(train_cmd(prepared, out, one, nproc=2, extra=resume, accelerate_config=f"{sharding}.yaml"))
-    else:
-        p = run(train_cmd(prepared, out, one, nproc=2, extra=resume), env={"ACCELERATE_USE_FSDP": "true"})
+    p = run_two(prepared, out, one, sharding, extra=["--resume_from_checkpoint", "latest", "--keep-global-batch"])
     assert "accumulation 2 -> 1 to keep the global batch of 4 on 2 processes" in p.stderr + p.stdout
     assert f"data parallelism: {LABEL[sharding]} over 2 processes" in p.stderr + p.stdout
     run(train_cmd(prepared, ref, one))
@@ -160,7 +164,6 @@ def test_two_machines_meet_over_tcp_with_the_multinode_config(prepared, tmp_path
     each) that rendezvous over TCP on this host, sharing the output folder as nodes share storage."""
     one, two = tmp_path / "one", tmp_path / "two"
     sets = ["gradient_accumulation_steps=1", "max_steps=4", "save_steps=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "300"}
     port = str(29700 + os.getpid() % 200)
     procs = []
     for machine in (0, 1):
@@ -168,7 +171,7 @@ def test_two_machines_meet_over_tcp_with_the_multinode_config(prepared, tmp_path
         cmd[1:1] = ["-m", "accelerate.commands.launch", "--config_file", str(ROOT / "configs/accelerate/multinode.yaml"),
                     "--machine_rank", str(machine), "--num_processes", "2", "--main_process_ip", "127.0.0.1",
                     "--main_process_port", port]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=process_env()))
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs[0][-4000:] + logs[1][-4000:]
     assert "DDP over 2 processes" in logs[0]

@@ -324,6 +324,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     log.info("model %s: %s trainable of %s parameters (%s, %s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
              "QLoRA" if cfg.load_in_4bit else "LoRA" if cfg.peft_enable else "full", amp or torch.float32)
 
+    base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
     if ckpt is not None:  # whole weights go into the plain model, before any wrapper splits it
         load_trainable_state(model, load_weights(ckpt), ckpt)
 
@@ -335,6 +336,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     zero = deepspeed_requested() and not fsdp  # also on one process: ZeRO-Offload on a single GPU
     if fsdp:
         shard(objective, backbone_and_head(model)[0].layers, device)
+        states = ShardedState(objective, [n for n, p in model.named_parameters() if p.requires_grad])
         no_sync = lambda: fsdp_no_sync(objective)  # noqa: E731
     elif world.size > 1 and not zero:
         forward = world.accelerator.prepare_model(objective)  # DistributedDataParallel
@@ -343,14 +345,11 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     # Created after sharding: FSDP2 replaces the parameters with sharded ones.
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
-    if fsdp:
-        states = ShardedState(objective, [n for n, _ in named])
     global_batch = cfg.global_batch_size * world.size
     accum = cfg.gradient_accumulation_steps
     engine, ds_config = None, None
     if zero:
-        hidden = (model.get_base_model() if hasattr(model, "get_base_model") else model).config.hidden_size
-        ds_config = engine_config(launcher_config(), cfg, accum, world.size, hidden, amp)
+        ds_config = engine_config(launcher_config(), cfg, accum, world.size, base_config.hidden_size, amp)
     # Fused where the step runs on a GPU or in ZeRO-Offload's CPU RAM (there 5x faster than foreach,
     # bench/bench_cpu_adam.py); plain CPU runs keep foreach, the setting their figures were measured with.
     fused = device.type == "cuda" or (ds_config is not None and offloads_optimizer(ds_config))
@@ -395,7 +394,6 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     sink = MetricsSink(out, step) if world.is_main else None
     peak = peak_flops(device)
     context = sum(len(e.input_ids) ** 2 for e in train_enc) / max(1, sum(len(e.input_ids) for e in train_enc))
-    base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
 
     log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %s, %d examples, packing %s",
              total_steps, global_batch, cfg.batch_size, accum, _processes(world.size), len(train_enc), cfg.packing)
