@@ -182,9 +182,24 @@ class Merged:
 
     @property
     def sha256(self) -> str:
-        """A hash of the shards' published files: what ``prepare`` records for this input."""
-        parts = [f"{m['shard']['index']} {m['files'][DOCUMENTS]} {m['files'][DROPPED]}" for m in self.manifests]
-        return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
+        return files_sha256(self.manifests)
+
+
+def files_sha256(manifests: Iterable[dict[str, Any]]) -> str:
+    """A hash of the shards' published files: what ``prepare`` records for a snapshot input."""
+    parts = [f"{m['shard']['index']} {m['files'][DOCUMENTS]} {m['files'][DROPPED]}" for m in manifests]
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
+
+
+def snapshot_sha256(path: Path) -> str:
+    return files_sha256(read_manifest(p) for p in resolve(path).shards)
+
+
+def roots_under(path: Path) -> list[Path]:
+    """Every web-ingest root at or below ``path``."""
+    if not path.is_dir():
+        return []
+    return sorted({m.parent for m in path.rglob(MANIFEST) if is_root(m.parent)})
 
 
 def corpus_for(root: Path, names: Iterable[str], urls: set[str]) -> list[dict[str, Any]]:
