@@ -32,8 +32,11 @@ class Discovered:
 
 
 def normalise(url: str) -> str:
-    """The URL without its fragment (the same document), host lower-cased by httpx."""
+    """The URL without its fragment (the same document), host lower-cased by httpx; ValueError when
+    it is not an absolute URL (a relative path or a stray word in a list)."""
     u = httpx.URL(url.strip())
+    if not u.scheme or not u.host or " " in url.strip():
+        raise ValueError(f"not an absolute URL: {url!r}")
     return str(u.copy_with(fragment=None))
 
 

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from curiosity_sft.web.politeness import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, HostSlots, Robots, origin
+from curiosity_sft.web.politeness import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, HostSlots, Robots
 from curiosity_sft.web.safety import GuardedTransport, Refused, check_url
 
 RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -212,7 +212,7 @@ class Fetcher:
     def _request(self, u: httpx.URL, out: Fetched, headers: dict[str, str], accept: tuple[str, ...] | None,
                  max_bytes: int, truncate: bool) -> int:
         """One URL (no redirect following) with retries; fills ``out``; returns the final status."""
-        host = origin(u)
+        host = u.host
         wait = self.opts.backoff
         for attempt in range(self.opts.retries + 1):
             out.attempts += 1

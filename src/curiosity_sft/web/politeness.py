@@ -5,9 +5,10 @@ no ``$``/``*`` patterns), so rules are parsed by protego. What the RFC says abou
 that cannot be read is followed: a 4xx answer (no file) allows everything; a 5xx answer, a
 timeout or a refused connection means "assume complete disallow" for this ingest.
 
-Per host (scheme, host and port, the unit robots.txt applies to) there is one lock: a request
-waits for the previous one and for the delay after it, which is the larger of ``--delay`` and the
-host's robots ``crawl-delay``; a ``Retry-After`` answer pushes the host's next slot further.
+robots.txt applies per origin (scheme, host, port); pacing is per host name, whatever the port or
+scheme: one lock per host, a request waits for the previous one and for the delay after it, the
+larger of ``--delay`` and the host's robots ``crawl-delay``; a ``Retry-After`` answer pushes the
+host's next slot further.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class HostSlots:
         self._host_delay: dict[str, float] = {}
 
     def set_host_delay(self, host: str, seconds: float) -> None:
+        """The host's own gap between requests (robots crawl-delay), from now on."""
         with self._guard:
-            self._host_delay[host] = seconds
+            self._host_delay[host] = max(seconds, self._host_delay.get(host, 0.0))
+            self._next[host] = max(self._next.get(host, 0.0), self.clock() + seconds)
 
     def defer(self, host: str, seconds: float) -> None:
         """No request to ``host`` for ``seconds`` from now (a ``Retry-After`` answer)."""
@@ -91,14 +94,15 @@ class Robots:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def verdict(self, host: str) -> RobotsVerdict:
+    def verdict(self, url: httpx.URL) -> RobotsVerdict:
+        key = origin(url)
         with self._guard:
-            lock = self._locks.setdefault(host, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
         with lock:  # one fetch per origin, even when two workers ask at once
-            if host not in self._cache:
-                self._cache[host] = self._load(host)
-                self.slots.set_host_delay(host, self._cache[host].crawl_delay)
-            return self._cache[host]
+            if key not in self._cache:
+                self._cache[key] = self._load(key)
+                self.slots.set_host_delay(url.host, self._cache[key].crawl_delay)
+            return self._cache[key]
 
     def _load(self, host: str) -> RobotsVerdict:
         status, body, error = self.fetch(f"{host}/robots.txt")
@@ -113,7 +117,7 @@ class Robots:
         """``Refused`` when robots.txt does not let us fetch ``url`` (or could not be read)."""
         if url.path == "/robots.txt":
             return
-        v = self.verdict(origin(url))
+        v = self.verdict(url)
         if v.unreachable is not None:
             raise Refused("robots_unreachable", v.unreachable)
         if v.crawl_delay > self.max_crawl_delay:

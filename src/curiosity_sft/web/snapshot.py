@@ -12,7 +12,9 @@ data/web/                                  --output: written once, marked by man
   .work/<name>/shard-.../journal.jsonl     an ingest in progress (resumed after a crash), then removed
 ```
 
-A snapshot is complete when all its shards are published. Its documents are the union of its
+A snapshot is complete when all its shards are published, and holds every URL of its crawl.
+Reading a root reads every complete snapshot, the newest version of each URL winning (so a
+page kept in March and gone in April is gone). A snapshot's documents are the union of its
 shards' documents; with several shards, near duplicates *between* shards are found here, at
 merge time, by the same greedy MinHash pass (``data.filters.near_duplicates``) over the same
 pages in the same order (sorted by URL, after the same corpus) that one shard would have made:
@@ -104,25 +106,31 @@ def list_snapshots(root: Path) -> list[Snapshot]:
             continue
         manifests = [read_manifest(p) for p in shards]
         counts = {m["shard"]["count"] for m in manifests}
-        out.append(Snapshot(root, folder.name, shards, max(counts), max(m["finished_at"] for m in manifests)))
+        if len(counts) > 1:
+            raise DataError(f"snapshot `{folder.name}` mixes shard counts {sorted(counts)}", where=folder,
+                            fix="every shard of one --snapshot needs the same --num-shards")
+        out.append(Snapshot(root, folder.name, shards, counts.pop(), max(m["finished_at"] for m in manifests)))
     return sorted(out, key=lambda s: (s.finished_at, s.name))
 
 
-def resolve(path: Path) -> Snapshot:
-    """The snapshot a path names: a root (its newest complete snapshot), a snapshot, or a 1-shard shard."""
+def snapshots_of(path: Path) -> list[Snapshot]:
+    """The snapshots a path stands for, oldest first: a root's complete ones, or the one named.
+
+    A snapshot folder must be complete; a shard folder stands for its snapshot only when it is
+    the snapshot's only shard."""
     path = path.resolve()
-    if SHARD.match(path.name) and written_by(path) == COMMAND:
-        m = read_manifest(path)
-        if m["shard"]["count"] != 1:
-            raise DataError(f"this is one shard of {m['shard']['count']}", where=path,
-                            fix=f"pass the snapshot folder {path.parent} so all shards are merged")
-        return Snapshot(path.parents[2], path.parent.name, [path], 1, m["finished_at"])
     if is_root(path):
         complete = [s for s in list_snapshots(path) if s.complete]
         if not complete:
             raise DataError("no complete snapshot in this web-ingest folder", where=path,
                             fix="run `curiosity-sft web ingest` (every shard) first")
-        return complete[-1]
+        return complete
+    if SHARD.match(path.name) and written_by(path) == COMMAND:
+        m = read_manifest(path)
+        if m["shard"]["count"] != 1:
+            raise DataError(f"this is one shard of {m['shard']['count']}", where=path,
+                            fix=f"pass the snapshot folder {path.parent} so all shards are merged")
+        path = path.parent
     root = path.parents[1]
     found = [s for s in list_snapshots(root) if s.name == path.name] if is_root(root) else []
     if not found:
@@ -132,8 +140,8 @@ def resolve(path: Path) -> Snapshot:
         have = {int(SHARD.match(p.name).group(1)) for p in snap.shards}
         missing = sorted(set(range(snap.count)) - have)
         raise DataError(f"snapshot is incomplete: shard(s) {missing[:5]} of {snap.count} missing", where=path,
-                        fix="run the missing `web ingest --shard-index` tasks, or pass the root for the newest complete one")
-    return snap
+                        fix="run the missing `web ingest --shard-index` tasks, or pass the root for the complete ones")
+    return [snap]
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -173,9 +181,9 @@ def near_duplicate_pass(corpus: list[dict[str, Any]], pages: list[dict[str, Any]
 
 @dataclass
 class Merged:
-    """A snapshot read back: its documents (sorted by URL) and everything dropped, with reasons."""
+    """Snapshots read back: documents (sorted by URL) and everything dropped, with reasons."""
 
-    snapshot: Snapshot
+    snapshots: list[str]
     documents: list[dict[str, Any]]
     dropped: list[dict[str, Any]]
     manifests: list[dict[str, Any]] = field(default_factory=list)
@@ -186,13 +194,13 @@ class Merged:
 
 
 def files_sha256(manifests: Iterable[dict[str, Any]]) -> str:
-    """A hash of the shards' published files: what ``prepare`` records for a snapshot input."""
-    parts = [f"{m['shard']['index']} {m['files'][DOCUMENTS]} {m['files'][DROPPED]}" for m in manifests]
+    """A hash of the shards' published files: what ``prepare`` records for a web input."""
+    parts = [f"{m['snapshot']} {m['shard']['index']} {m['files'][DOCUMENTS]} {m['files'][DROPPED]}" for m in manifests]
     return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
 
 
 def snapshot_sha256(path: Path) -> str:
-    return files_sha256(read_manifest(p) for p in resolve(path).shards)
+    return files_sha256(read_manifest(p) for s in snapshots_of(path) for p in s.shards)
 
 
 def roots_under(path: Path) -> list[Path]:
@@ -211,9 +219,8 @@ def corpus_for(root: Path, names: Iterable[str], urls: set[str]) -> list[dict[st
     return list(latest_by_url(earlier, DOCUMENTS, exclude=urls).values())
 
 
-def merge(path: Path) -> Merged:
-    """Read a snapshot (or a root's newest complete one), merging shards as one shard would have been."""
-    snap = resolve(path)
+def merge_snapshot(snap: Snapshot) -> Merged:
+    """One complete snapshot, its shards merged as one shard would have been."""
     manifests = [read_manifest(p) for p in snap.shards]
     docs = [d for p in snap.shards for d in read_records(p / DOCUMENTS)]
     dropped = [d for p in snap.shards for d in read_records(p / DROPPED)]
@@ -221,14 +228,28 @@ def merge(path: Path) -> Merged:
         threshold = manifests[0]["options"]["near_dup_threshold"]
         pool = docs + [d for d in dropped if d["reason"] == "near_duplicate"]
         names = sorted({n for m in manifests for n in m["corpus"]["snapshots"]})
-        corpus = corpus_for(snap.root, names, {u["url"] for m in manifests for u in m["urls"]} | {
-            d["url"] for d in dropped})
-        dup = near_duplicate_pass(corpus, pool, threshold)
+        crawl = {u["url"] for m in manifests for u in m["urls"]} | {d["url"] for d in dropped}
+        dup = near_duplicate_pass(corpus_for(snap.root, names, crawl), pool, threshold)
         dropped = [d for d in dropped if d["reason"] != "near_duplicate"]
         dropped += [{**d, "reason": "near_duplicate", "detail": dup[d["url"]]} for d in pool if d["url"] in dup]
-        docs = [d for d in pool if d["url"] not in dup]
-        for d in docs:
-            d.pop("reason", None), d.pop("detail", None)
+        docs = [{k: v for k, v in d.items() if k not in ("reason", "detail", "status")} for d in pool
+                if d["url"] not in dup]
     docs.sort(key=lambda d: d["url"])
     dropped.sort(key=lambda d: (d["reason"], d["url"]))
-    return Merged(snap, docs, dropped, manifests)
+    return Merged([snap.name], docs, dropped, manifests)
+
+
+def merge(path: Path) -> Merged:
+    """What a web folder holds: one snapshot (shards merged), or for a root every complete snapshot
+    with the newest version of each URL (a URL dropped in a later crawl, e.g. gone 404, is dropped)."""
+    parts = [merge_snapshot(s) for s in snapshots_of(path)]
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for part in parts:
+        name = part.snapshots[0]
+        for d in part.dropped:
+            latest[d["url"]] = ("dropped", d)
+        for d in part.documents:
+            latest[d["url"]] = ("doc", {**d, "snapshot": name})
+    docs = sorted((d for kind, d in latest.values() if kind == "doc"), key=lambda d: d["url"])
+    dropped = sorted((d for kind, d in latest.values() if kind == "dropped"), key=lambda d: (d["reason"], d["url"]))
+    return Merged([p.snapshots[0] for p in parts], docs, dropped, [m for p in parts for m in p.manifests])

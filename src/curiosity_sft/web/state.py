@@ -82,9 +82,9 @@ class Journal:
         self._out.close()
         if remove:
             shutil.rmtree(self.folder, ignore_errors=True)
-            parent = self.folder.parent
-            if parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
+            for parent in (self.folder.parent, self.folder.parent.parent):  # <name>/, then .work/
+                if parent.is_dir() and not any(parent.iterdir()):
+                    parent.rmdir()
         self._lock_file.close()
 
 

@@ -1,7 +1,7 @@
 """A ``web ingest`` snapshot as a ``prepare`` source: each page cut into passages, like a book.
 
-The folder may be the ingest's ``--output`` (its newest complete snapshot is read) or one snapshot
-folder; several shards are merged as one shard would have been (``web.snapshot.merge``). A page
+The folder may be the ingest's ``--output`` (every complete snapshot, the newest version of each
+URL) or one snapshot folder; several shards are merged as one shard would have been (``web.snapshot.merge``). A page
 is split between paragraphs into passages that fit ``passage_tokens`` of the training tokenizer
 (the book reader's own functions), so pages longer than ``max_length`` are used whole instead of
 being dropped as too long. Each passage is a text example (loss on every token) keeping the URL,
@@ -33,7 +33,7 @@ def read(path: Path, opts: SourceOptions) -> Iterator[Example]:
             if len(text.split()) < MIN_WORDS:
                 continue
             meta = {"url": doc["url"], "title": doc.get("title"), "date": doc.get("date"),
-                    "snapshot": merged.snapshot.name, "passage": k, "kind": "web_passage"}
+                    "snapshot": doc["snapshot"], "passage": k, "kind": "web_passage"}
             yield Example(id=stable_id(source, doc["url"], text), source=source, text=text,
                           difficulty=readability(text), meta=meta)
 
