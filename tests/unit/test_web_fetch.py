@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from web_server import loopback_only  # noqa: F401 - fixture
 
 from curiosity_sft.web.fetch import BoundedDecoder, Failure, Fetcher, FetchOptions, retry_after
 from curiosity_sft.web.politeness import HostSlots, Robots
 from curiosity_sft.web.safety import Refused, address_problem, check_url
+from web_server import loopback_only  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 UA = "curiosity-sft/test"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from web_server import BEES, BREAD, FRENCH, LATEX, RIVER, page
 
 from curiosity_sft.web import quality as q
 from curiosity_sft.web.discover import feed_links, parse_xml, read_url_list, sitemap_locs
 from curiosity_sft.web.extract import extract
+from web_server import BEES, BREAD, FRENCH, LATEX, RIVER, page
 
 CFG = q.QualityConfig()
 LID = q.LanguageID()
@@ -106,8 +106,10 @@ def test_latex_survives_every_filter_and_is_not_the_curly_bracket_rule():
 def test_a_formula_counts_as_one_word():
     """Why: split into symbols, the formulas of the LaTeX page sink its alphabetic-word share below
     Gopher's 0.8; counted as one word each, the page is judged on its prose."""
-    raw = q.WORD.findall(LATEX)
-    assert sum(any(c.isalpha() for c in w) for w in raw) / len(raw) < CFG.min_alpha_words_ratio
+    text = extract(page("The quadratic formula", LATEX), "http://h/latex").text
+    raw, counted = q.WORD.findall(text), q.words(text)
+    assert sum(any(c.isalpha() for c in w) for w in raw) / len(raw) < CFG.min_alpha_words_ratio  # 0.62
+    assert sum(any(c.isalpha() for c in w) for w in counted) / len(counted) > CFG.min_alpha_words_ratio  # 0.91
     assert q.words("Let $x^2 + y^2 = 1$ and \\(a+b\\) hold") == ["Let", "formula", "and", "formula", "hold"]
     assert q.words("It costs $5 and $10.")[:3] == ["It", "costs", "$"]  # money is not a formula
 
@@ -121,6 +123,11 @@ def test_extraction_keeps_text_and_math_drops_furniture():
               b'<math><semantics><mi>x</mi><annotation encoding="application/x-tex">\\int_0^1 x\\,dx</annotation>'
               b"</semantics></math> is one half.</p></article></body></html>")
     assert "\\int_0^1 x\\,dx" in extract(mathml, "http://h/m").text
+    katex = mathml.replace(b"<math>", b'<span class="katex"><span class="katex-mathml"><math>').replace(
+        b"</math>", b'</math></span><span class="katex-html" aria-hidden="true"><span class="mord">DRAWN</span>'
+                    b"</span></span>")
+    text = extract(katex, "http://h/k").text
+    assert "\\(\\int_0^1 x\\,dx\\) is one half" in text and "DRAWN" not in text
     assert extract(b"<html><body><div></div></body></html>", "http://h/e").text is None
 
 

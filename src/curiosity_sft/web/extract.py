@@ -1,8 +1,9 @@
 """HTML -> main text with trafilatura (menus, footers, ads and comments left out), math kept.
 
-trafilatura already turns MathML (and KaTeX's MathML annotation) into ``\\(...\\)`` and keeps
-``$...$`` / ``\\[...\\]`` text as it is. What it drops is MathJax's ``<script type="math/tex">``
-(scripts are never content), so those are turned into ``$...$`` / ``$$...$$`` text first.
+trafilatura already turns MathML's TeX annotation (MathML pages, KaTeX) into ``\\(...\\)`` and
+keeps ``$...$`` / ``\\[...\\]`` text as it is. What it drops is MathJax's ``<script type="math/tex">``
+(scripts are never content), so those are turned into ``$...$`` / ``$$...$$`` text first; and
+KaTeX's drawn copy of each formula is removed, or its letters would follow the TeX.
 
 Settings as in FineWeb's extraction step (``favor_precision``, no comments), except
 ``deduplicate``: trafilatura's deduplication keeps a process-wide cache of paragraphs already
@@ -43,6 +44,13 @@ def _tex_scripts_to_text(tree: lxml.html.HtmlElement) -> None:
         script.getparent().replace(script, span)
 
 
+def _drop_katex_rendering(tree: lxml.html.HtmlElement) -> None:
+    """KaTeX writes each formula twice: MathML with the TeX source (kept) and spans that draw it
+    (``katex-html``, hidden from screen readers), which would add stray letters to the text."""
+    for el in tree.xpath('//span[contains(concat(" ", normalize-space(@class), " "), " katex-html ")]'):
+        el.drop_tree()
+
+
 def extract(body: bytes, url: str, charset: str | None = None) -> Extracted:
     """The page's main text, title and date (trafilatura), with LaTeX kept as LaTeX."""
     try:
@@ -54,6 +62,7 @@ def extract(body: bytes, url: str, charset: str | None = None) -> Extracted:
     except (etree.ParserError, ValueError):
         return Extracted(None)
     _tex_scripts_to_text(tree)
+    _drop_katex_rendering(tree)
     doc = trafilatura.bare_extraction(tree, url=url, favor_precision=True, include_comments=False,
                                       deduplicate=False, with_metadata=True)
     if doc is None or not (doc.text or "").strip():
