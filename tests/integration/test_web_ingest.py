@@ -282,3 +282,18 @@ def test_user_mistakes_are_one_line_errors(web, tmp_path, capsys):
     assert main(["web", "ingest", "--urls", u, "--output", str(tmp_path / "w"), "--snapshot", "x", *FAST]) == 0
     assert main(["web", "ingest", "--urls", u, "--output", str(tmp_path / "w"), "--snapshot", "x", *FAST]) == 2
     assert "never rewritten" in capsys.readouterr().err
+
+
+def test_a_page_that_breaks_the_extractor_is_one_failure(web, tmp_path):
+    (tmp_path / "urls.txt").write_text(f"{web.a}/articles/river.html\n{web.a}/articles/lighthouse.html\n")
+
+    def fragile(body, url, charset):
+        if "lighthouse" in url:
+            raise RecursionError("maximum recursion depth exceeded")  # what deeply nested HTML does to parsers
+        return extract(body, url, charset)
+
+    r = ingest(IngestOptions("urls", str(tmp_path / "urls.txt"), tmp_path / "web", fetch=FAST_OPTS,
+                             show_progress=False), extract_fn=fragile)
+    [d] = read_jsonl(r.folder / "dropped.jsonl")
+    assert (path_of(d["url"]), d["reason"]) == ("/articles/lighthouse.html", "extract_error")
+    assert r.manifest["counts"]["kept"] == 1

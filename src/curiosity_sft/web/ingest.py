@@ -188,7 +188,12 @@ class Crawl:
         sha = _sha256(body)
         rec.update(sha256=sha, bytes=len(body))
         if self.store.get(sha) is None:
-            self.store.put(sha, asdict(self.extract_fn(body, r.final_url, r.charset)))
+            try:
+                found = self.extract_fn(body, r.final_url, r.charset)
+            except Exception as e:  # a hostile page that breaks the HTML parser is that page's failure only
+                rec.update(error="extract_error", detail=f"{type(e).__name__}: {e}"[:200])
+                return rec
+            self.store.put(sha, asdict(found))
             rec["extracted"] = True
         return rec
 

