@@ -282,6 +282,9 @@ def test_user_mistakes_are_one_line_errors(web, tmp_path, capsys):
     assert main(["web", "ingest", "--urls", u, "--output", str(tmp_path / "w"), "--snapshot", "x", *FAST]) == 0
     assert main(["web", "ingest", "--urls", u, "--output", str(tmp_path / "w"), "--snapshot", "x", *FAST]) == 2
     assert "never rewritten" in capsys.readouterr().err
+    shard = tmp_path / "w" / "snapshots" / "x" / "shard-00000-of-00001"
+    assert main(["web", "ingest", "--urls", u, "--output", str(shard), *FAST]) == 2
+    assert "not its --output folder" in capsys.readouterr().err
 
 
 def test_a_page_that_breaks_the_extractor_is_one_failure(web, tmp_path):
@@ -297,3 +300,25 @@ def test_a_page_that_breaks_the_extractor_is_one_failure(web, tmp_path):
     [d] = read_jsonl(r.folder / "dropped.jsonl")
     assert (path_of(d["url"]), d["reason"]) == ("/articles/lighthouse.html", "extract_error")
     assert r.manifest["counts"]["kept"] == 1
+
+
+def test_progress_bar_counts_pages_while_fetching(web, tmp_path, monkeypatch):
+    import rich.console
+    from rich.progress import Progress
+
+    from curiosity_sft.web import ingest as ingest_module
+
+    screen = io.StringIO()
+    real = ingest_module._progress
+
+    def on_screen(enabled):
+        p = real(enabled)
+        assert isinstance(p, Progress) and not p.disable
+        p.live.console = rich.console.Console(file=screen, force_terminal=True, width=100)
+        return p
+
+    monkeypatch.setattr(ingest_module, "_progress", on_screen)
+    (tmp_path / "urls.txt").write_text(f"{web.a}/articles/river.html\n{web.a}/missing.html\n")
+    ingest(IngestOptions("urls", str(tmp_path / "urls.txt"), tmp_path / "web", fetch=FAST_OPTS))
+    out = screen.getvalue()
+    assert "fetching" in out and "2/2" in out and "ok 1  failed 1" in out

@@ -44,6 +44,7 @@ from curiosity_sft.io import (
     ownership,
     publish_dir,
     staging_dir,
+    written_by,
 )
 from curiosity_sft.web import quality
 from curiosity_sft.web.discover import discover
@@ -129,6 +130,9 @@ def check_options(o: IngestOptions) -> None:
 def prepare_root(o: IngestOptions) -> Path:
     """The output folder, refused unless it is new, empty, or an earlier ``web ingest`` output."""
     root = o.output.expanduser().resolve()
+    if written_by(root) == COMMAND and not is_root(root):
+        raise UserError("this is a snapshot shard of `web ingest`, not its --output folder", where=o.output,
+                        fix=f"pass the folder that holds snapshots/ (e.g. {root.parents[2]})")
     if not is_root(root):
         inputs = [o.value] if o.kind == "urls" else []
         check_output_dir(root, COMMAND, inputs=[*inputs, *o.decontaminate])
