@@ -107,11 +107,22 @@ def test_a_formula_counts_as_one_word():
     """Why: split into symbols, the formulas of the LaTeX page sink its alphabetic-word share below
     Gopher's 0.8; counted as one word each, the page is judged on its prose."""
     text = extract(page("The quadratic formula", LATEX), "http://h/latex").text
-    raw, counted = q.WORD.findall(text), q.words(text)
+    raw, counted = q.tokens(text), q.words(text)
     assert sum(any(c.isalpha() for c in w) for w in raw) / len(raw) < CFG.min_alpha_words_ratio  # 0.62
     assert sum(any(c.isalpha() for c in w) for w in counted) / len(counted) > CFG.min_alpha_words_ratio  # 0.91
     assert q.words("Let $x^2 + y^2 = 1$ and \\(a+b\\) hold") == ["Let", "formula", "and", "formula", "hold"]
     assert q.words("It costs $5 and $10.")[:3] == ["It", "costs", "$"]  # money is not a formula
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # what spaCy's blank English tokenizer (datatrove's word splitter) gives for these, spaCy 3.8
+    ("I've can't don't head's", ["I", "'ve", "ca", "n't", "do", "n't", "head", "'s"]),
+    ("a look-out (she said)--and 3-page", ["a", "look", "-", "out", "(", "she", "said)--and", "3", "-", "page"]),
+    ("2=6 and 52=624, +2 or +x", ["2=6", "and", "52=624", ",", "+2", "or", "+", "x"]),
+    ('"Hello," he said... "wait!"', ['"', "Hello", ",", '"', "he", "said", "...", '"', "wait", "!", '"']),
+])
+def test_word_splitting_follows_spacy(text, expected):
+    assert q.tokens(text) == expected
 
 
 def test_extraction_keeps_text_and_math_drops_furniture():
@@ -154,3 +165,35 @@ def test_xml_entities_are_not_expanded():
             b"<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;'>]><urlset><url><loc>http://a/&c;</loc></url></urlset>")
     root = parse_xml(bomb)
     assert root is None or all(len(u) < 100 for u in sitemap_locs(root)[0])
+
+
+# Golden values: datatrove 0.10.1's own filters (spaCy 3.8.18 word splitting) on these texts, run in
+# FineWeb's order (Gopher repetition, Gopher quality, C4 without the terminal-punctuation and curly-bracket
+# rules, FineWeb quality) and recorded here; datatrove's reason names are given in the comments.
+DATATROVE = {
+    "river": (RIVER, None),
+    "bread": (BREAD, None),
+    "dup_lines": ("\n".join([RIVER.split(". ")[0] + "."] * 6 + [BREAD]), ("gopher_repetition", "dup_line_frac")),
+    "dup_paras": ("\n\n".join([BREAD, RIVER, BREAD, BREAD]), ("gopher_repetition", "dup_para_frac")),
+    "hashes": (BREAD + " " + " ".join(f"#{w}" for w in VARIED[:20]),
+               ("gopher_quality", "too_many_hashes")),  # gopher_too_many_hashes
+    "bullets": ("\n".join(f"- {' '.join(VARIED[i:i + 8])}" for i in range(0, 160, 8)),
+                ("gopher_quality", "too_many_bullets")),  # gopher_too_many_bullets
+    "no_stop_words": (" ".join(w for w in VARIED if w.lower() not in q.STOP_WORDS),
+                      ("gopher_quality", "not_enough_stop_words")),  # gopher_enough_stop_words
+    "lorem": (BREAD + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", ("c4", "lorem_ipsum")),
+    "menu_lines": ("\n".join(f"Menu entry number {i}" for i in range(30)) + "\n" + BREAD,
+                   ("gopher_repetition", "top_2_gram")),
+    "dup_sentence_lines": ("\n".join([BREAD, "This exact sentence repeats on the page many times over."] * 2),
+                           ("gopher_repetition", "dup_line_frac")),
+    # the one intended difference: datatrove drops the LaTeX page (gopher_below_alpha_threshold)
+    "latex": (extract(page("The quadratic formula", LATEX), "http://h/latex").text, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATATROVE))
+def test_rules_decide_as_datatrove_does(name):
+    text, expected = DATATROVE[name]
+    rep = q.gopher_repetition(text, CFG)
+    stage, why, _ = ("gopher_repetition", rep, text) if rep else q.first_failure(text, CFG)
+    assert ((stage, why) if stage else None) == expected

@@ -2,19 +2,23 @@
 
 Order and settings follow datatrove's ``examples/fineweb.py``: language (fastText lid.176, score
 > 0.65), Gopher repetition, Gopher quality, C4 (``filter_no_terminal_punct=False``), FineWeb
-quality. Written here rather than imported: datatrove pins its own dependency set and pulls
+quality; Gopher's document-length rule is checked first and reported as ``too_short`` /
+``too_long`` (the order of drop rules changes the reason named, never what is kept). Written here rather than imported: datatrove pins its own dependency set and pulls
 spaCy for word splitting; these rules are a few ratios each. Departures, all for math:
 
 - **C4's curly-bracket rule is not used**: it drops every page with a ``{``, i.e. all LaTeX.
 - **A formula counts as one word** (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``) in the word
-  statistics and language identification: ``$ax^2 + bx + c = 0$`` is eleven "words", eight of
+  statistics (not in the repetition rules, where formulas are content like any other) and in
+  language identification: ``$ax^2 + bx + c = 0$`` is eleven "words", eight of
   them symbols, so a page of mathematics would fail Gopher's 80% alphabetic-word rule. The rules
   judge the prose around formulas; the formulas stay in the text.
 - **A display-formula line is not a "line with fewer than 3 words"** for C4's line removal.
 
-Words are split the way spaCy's tokenizer (which datatrove uses for English) splits them:
-letter/digit runs (with inner apostrophes, hyphens and dots), an ellipsis, or one punctuation
-mark; the thresholds are ratios, insensitive to the small differences that remain.
+Words are split as spaCy's English tokenizer (which datatrove uses) splits them, by its main rules
+re-stated here: whitespace first, then leading and trailing punctuation one mark at a time, the
+clitics ``n't 's 've 're 'm 'll 'd``, and hyphens between letters, ellipses and math operators
+between digits inside a word. ``bench/check_filters_vs_datatrove.py`` measures how often the
+result decides as datatrove does (docs/WEB_DATA.md).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import regex
 
-WORD = regex.compile(r"\w+(?:['’.\-]\w+)*|\.\.\.|[^\w\s]")
+PREFIX = regex.compile(r"^(?:\.\.+|…|--+|\+(?!\d)|[^\w\s+])")
+SUFFIX = regex.compile(r"(?:\.\.+|…|--+|(?i:n['’]t|['’](?:s|ve|re|m|ll|d))|[^\w\s])$")
+INFIX = regex.compile(r"(\.\.+|…|(?<=[^\W_])(?:---?|[-–—])(?=[^\W\d_])|(?<=\d)[+\-*^](?=[\d-])"
+                      r"|(?<=[^\W\d_]),(?=[^\W\d_])|(?<=\w)[:<>=/](?=[^\W\d_]))")
 TERMINAL = regex.compile(r"\p{Sentence_Terminal}$")
 SENTENCE_END = regex.compile(r"(?<=\p{Sentence_Terminal}['\"’”)]*)\s+")
 MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|(?<![\\$])\$(?!\s)[^$\n]+?(?<![\s\\])\$", re.S)
@@ -51,8 +58,31 @@ def prose(text: str) -> str:
     return MATH.sub(MATH_WORD, text)
 
 
+def split_chunk(chunk: str) -> list[str]:
+    """One whitespace-separated chunk as spaCy would cut it (prefixes, suffixes, infixes)."""
+    head: list[str] = []
+    tail: list[str] = []
+    while chunk:
+        m = PREFIX.match(chunk)
+        if m and m.end() < len(chunk):
+            head.append(m.group())
+            chunk = chunk[m.end():]
+            continue
+        m = SUFFIX.search(chunk)
+        if m and m.start() > 0:
+            tail.insert(0, m.group())
+            chunk = chunk[:m.start()]
+            continue
+        break
+    return head + [t for t in INFIX.split(chunk) if t] + tail
+
+
+def tokens(text: str) -> list[str]:
+    return [t for chunk in text.split() for t in split_chunk(chunk)]
+
+
 def words(text: str) -> list[str]:
-    return WORD.findall(prose(text))
+    return tokens(prose(text))
 
 
 @dataclass(frozen=True)
@@ -99,7 +129,6 @@ class Judged:
     detail: str = ""
     language: str | None = None
     language_score: float | None = None
-    stats: dict[str, float] = field(default_factory=dict)
 
 
 class LanguageID:
@@ -167,7 +196,7 @@ def gopher_repetition(text: str, cfg: QualityConfig) -> str | None:
         return "dup_line_frac"
     if chars / len(text) > cfg.dup_line_char_frac:
         return "dup_line_char_frac"
-    ws = words(text)
+    ws = tokens(text)  # formulas as written: one placeholder word for all of them would look repeated
     for k, frac in cfg.top_n_grams:
         if _top_ngram_chars(ws, k) / len(text) > frac:
             return f"top_{k}_gram"
@@ -248,8 +277,30 @@ def fineweb(text: str, cfg: QualityConfig) -> str | None:
     return None
 
 
+def first_failure(text: str, cfg: QualityConfig) -> tuple[str | None, str, str]:
+    """(stage, why, text after C4's line removal) of the first rule after language that fails.
+
+    FineWeb's order, except that Gopher's document length is checked first: every rule drops, so
+    the order changes only the reason reported, and "7 words < 50" says more about a stub page
+    than the repetition rule that FineWeb's order would name (a short text repeats its n-grams)."""
+    n = sum(not is_symbol(w) for w in words(text))
+    if n < cfg.min_words:
+        return "too_short", f"{n} words < {cfg.min_words}", text
+    if n > cfg.max_words:
+        return "too_long", f"{n} words > {cfg.max_words}", text
+    for stage, rule in (("gopher_repetition", gopher_repetition), ("gopher_quality", gopher_quality)):
+        why = rule(text, cfg)
+        if why is not None:
+            return stage, why, text
+    why, text = c4(text, cfg)
+    if why is not None:
+        return "c4", why, text
+    why = fineweb(text, cfg)
+    return ("fineweb_quality" if why else None), why or "", text
+
+
 def judge(text: str, cfg: QualityConfig, lid: LanguageID) -> Judged:
-    """Run every filter in FineWeb's order; the first that fails names the reason."""
+    """Language identification, then every other filter; the first that fails names the reason."""
     out = Judged(text)
     scores = lid.scores(text)
     best = max(scores.items(), key=lambda kv: kv[1]) if scores else (None, 0.0)
@@ -257,26 +308,7 @@ def judge(text: str, cfg: QualityConfig, lid: LanguageID) -> Judged:
     if not any(scores.get(lang, 0.0) > cfg.language_threshold for lang in cfg.languages):
         out.reason, out.detail = "language", f"{best[0]} {best[1]:.2f}"
         return out
-    n = sum(not is_symbol(w) for w in words(text))
-    out.stats["words"] = n
-    if n < cfg.min_words:
-        out.reason, out.detail = "too_short", f"{n} words < {cfg.min_words}"
-        return out
-    if n > cfg.max_words:
-        out.reason, out.detail = "too_long", f"{n} words > {cfg.max_words}"
-        return out
-    for stage, rule in (("gopher_repetition", gopher_repetition), ("gopher_quality", gopher_quality)):
-        why = rule(text, cfg)
-        if why is not None:
-            out.reason, out.detail = stage, why
-            return out
-    why, out.text = c4(text, cfg)
-    if why is not None:
-        out.reason, out.detail = "c4", why
-        return out
-    why = fineweb(out.text, cfg)
-    if why is not None:
-        out.reason, out.detail = "fineweb_quality", why
+    out.reason, out.detail, out.text = first_failure(text, cfg)
     return out
 
 
