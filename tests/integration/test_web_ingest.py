@@ -181,6 +181,28 @@ def test_a_killed_ingest_resumes_without_fetching_twice(web, tmp_path):
     assert m["counts"]["urls"] == len(urls) and m["counts"]["kept"] == 4
 
 
+@pytest.mark.slow  # a real process interrupted with Ctrl-C (~5 s)
+def test_ctrl_c_stops_cleanly_and_the_rerun_finishes(web, tmp_path):
+    urls = [web.a + p for p in ("/articles/river.html", "/articles/latex.html", "/articles/lighthouse.html",
+                                 "/articles/tides.html", "/missing.html")]
+    (tmp_path / "urls.txt").write_text("\n".join(urls))
+    cmd = [sys.executable, "-m", "curiosity_sft", "web", "ingest", "--urls", str(tmp_path / "urls.txt"),
+           "--output", str(tmp_path / "web"), *FAST, "--delay", "0.5"]
+    start = len(web.log)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sum(r.path != "/robots.txt" for r in web.log[start:]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err and "interrupted" in err
+    assert not (tmp_path / "web" / "snapshots").exists() or not any((tmp_path / "web" / "snapshots").iterdir())
+    assert main([*cmd[3:-2], "--delay", "0"]) == 0
+    [shard] = (tmp_path / "web" / "snapshots").glob("*/shard-*")
+    assert snap.read_manifest(shard)["counts"]["urls"] == len(urls)
+    assert all(sum(web.a + r.path == u for r in web.log[start:]) == 1 for u in urls)  # none fetched twice
+
+
 def test_two_shards_give_the_same_merged_snapshot_as_one(web, tmp_path):
     pages = [web.a + p for p in ("/articles/river.html", "/articles/latex.html", "/articles/bread.html",
                                   "/french.html")] + [web.b + p for p in ("/articles/river-copy.html",
