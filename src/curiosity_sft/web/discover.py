@@ -28,7 +28,6 @@ class Discovered:
 
     urls: list[str] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)  # {url, reason, detail}
-    source_bytes: list[bytes] = field(default_factory=list, repr=False)
 
 
 def normalise(url: str) -> str:
@@ -47,7 +46,7 @@ def read_url_list(path: Path) -> Discovered:
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
         raise UserError("binary file, not a URL list", where=path, fix="one http(s) URL a line")
-    out = Discovered(source_bytes=[data])
+    out = Discovered()
     for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -135,7 +134,6 @@ def discover(kind: str, value: str, fetch: Callable[[str], Fetched], max_urls: i
             except Failure as e:
                 r.error, r.detail = e.reason, e.detail
             else:
-                out.source_bytes.append(body)
                 root = parse_xml(body)
                 if root is None:
                     r.error, r.detail = "bad_xml", f"not a {kind}"
