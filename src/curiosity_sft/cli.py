@@ -103,6 +103,72 @@ def cmd_demo(a: argparse.Namespace) -> None:
     run_demo(a.output, a.config, a.set)
 
 
+def cmd_web_ingest(a: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from curiosity_sft.web.fetch import FetchOptions
+    from curiosity_sft.web.ingest import USER_AGENT, IngestOptions, ingest
+    from curiosity_sft.web.quality import QualityConfig
+
+    kind, value = next((k, getattr(a, k)) for k in ("urls", "sitemap", "feed") if getattr(a, k))
+    fetch = FetchOptions(a.user_agent or USER_AGENT, allow_private=a.allow_private_addresses, timeout=a.timeout,
+                         deadline=a.deadline, retries=a.retries, backoff=a.backoff, max_retry_after=a.max_retry_after,
+                         max_bytes=a.max_bytes, max_redirects=a.max_redirects, delay=a.delay,
+                         max_crawl_delay=a.max_crawl_delay)
+    quality = QualityConfig(languages=tuple(a.languages), language_threshold=a.language_threshold,
+                            min_words=a.min_words)
+    r = ingest(IngestOptions(kind, value, Path(a.output), fetch=fetch, quality=quality, num_shards=a.num_shards,
+                             shard_index=a.shard_index, snapshot=a.snapshot, workers=a.workers, max_urls=a.max_urls,
+                             decontaminate=tuple(a.decontaminate), ngram=a.ngram,
+                             near_dup_threshold=a.near_dup_threshold))
+    table = Table(title=f"web ingest: {r.manifest['snapshot']} {r.folder.name}")
+    table.add_column("stage")
+    table.add_column("pages", justify="right")
+    for name, n in r.table:
+        table.add_row(name, f"{n:,}")
+    Console().print(table)
+    log.info("wrote %s", r.folder)
+
+
+def _add_web(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser("web", help="dynamic web data: ingest pages into snapshots prepare can mix in")
+    wsub = w.add_subparsers(dest="web_command", required=True)
+    s = wsub.add_parser("ingest", help="fetch, extract, filter, deduplicate and decontaminate pages into a snapshot")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--urls", metavar="FILE", help="text file, one URL a line (# comments)")
+    src.add_argument("--sitemap", metavar="URL", help="a sitemap or sitemap index (.xml or .xml.gz)")
+    src.add_argument("--feed", metavar="URL", help="an RSS or Atom feed")
+    s.add_argument("--output", required=True, help="web-ingest folder; each run adds snapshots/<name>/shard-i-of-n/")
+    s.add_argument("--snapshot", help="snapshot name (default: the UTC time); every shard of one crawl needs the same")
+    s.add_argument("--num-shards", type=int, default=1, help="split the crawl by host into N independent shards")
+    s.add_argument("--shard-index", type=int, default=0, help="which shard this process runs (0 .. N-1)")
+    s.add_argument("--allow-private-addresses", action="store_true",
+                   help="allow loopback/private/link-local hosts (intranets, tests); metadata addresses stay refused")
+    s.add_argument("--decontaminate", nargs="+", default=[], metavar="FILE",
+                   help="evaluation sets (files or folders, any prepare format) pages must not overlap")
+    s.add_argument("--ngram", type=int, default=13, help="shared word n-gram that counts as contamination")
+    s.add_argument("--near-dup-threshold", type=float, default=0.9, help="MinHash Jaccard of near duplicates")
+    s.add_argument("--languages", nargs="+", default=["en"], help="languages kept (fastText lid.176 codes)")
+    s.add_argument("--language-threshold", type=float, default=0.65, help="minimum language score (FineWeb: 0.65)")
+    s.add_argument("--min-words", type=int, default=50, help="fewest words a page may have (Gopher: 50)")
+    s.add_argument("--delay", type=float, default=1.0, help="seconds between two requests to one host")
+    s.add_argument("--max-crawl-delay", type=float, default=60.0, help="skip hosts whose robots crawl-delay is longer")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds to connect and for each read")
+    s.add_argument("--deadline", type=float, default=30.0, help="seconds for a whole response")
+    s.add_argument("--retries", type=int, default=3, help="retries on 429/5xx, timeouts and refused connections")
+    s.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles each time)")
+    s.add_argument("--max-retry-after", type=float, default=120.0, help="give up on a Retry-After longer than this")
+    s.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="cap on a decoded body")
+    s.add_argument("--max-redirects", type=int, default=5)
+    s.add_argument("--max-urls", type=int, default=1_000_000, help="at most this many URLs from the list/sitemap/feed")
+    s.add_argument("--workers", type=int, default=8, help="hosts fetched at once (one request at a time per host)")
+    s.add_argument("--user-agent", help="User-Agent header (default names curiosity-sft)")
+    s.set_defaults(fn=cmd_web_ingest)
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
@@ -163,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=None, help="training config (default: configs/cpu_demo.yaml)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.set_defaults(fn=cmd_demo)
+    _add_web(sub)
     return p
 
 

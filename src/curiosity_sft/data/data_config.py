@@ -15,6 +15,9 @@ sources:
   - name: stories
     paths: [children_books]
     format: books                 # force a format instead of detecting it
+  - name: web
+    paths: [web]                  # a `web ingest` --output (newest complete snapshot) or one snapshot
+    weight: 0.5
 max_length: 1024
 overflow: drop                    # or truncate
 decontaminate: [evals/aime.jsonl]
@@ -33,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from curiosity_sft.config import read_yaml_mapping
 from curiosity_sft.errors import ConfigError
 
-Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic"]
+Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic", "web"]
 
 
 class SourceSpec(BaseModel):
