@@ -91,6 +91,15 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_inspect(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.training.inspect_data import inspect_data
+
+    inspect_data(load_config(a.config, a.set), a.data, a.n, a.json)
+    if a.json:
+        log.info("wrote %s", a.json)
+
+
 def cmd_plan(a: argparse.Namespace) -> None:
     from curiosity_sft.config import load_config
     from curiosity_sft.planning.memory import parse_size
@@ -159,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-thinking-tokens", "--max_thinking_tokens", type=int,
                    help="extra budget for thinking (default: eval_max_thinking_tokens)")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("inspect", help="show what training will see: examples rendered, trained tokens highlighted")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--data", help="a prepared JSONL (default: the config's train_file)")
+    s.add_argument("--n", type=int, default=3, help="examples to show (default 3)")
+    s.add_argument("--json", help="write the shown examples as JSON: id, rendered, trained_text, n_tokens, n_trained")
+    s.set_defaults(fn=cmd_inspect)
 
     s = sub.add_parser("plan", help="estimate peak GPU memory and propose the fastest setting that fits")
     s.add_argument("--config", help="YAML config (configs/*.yaml)")

@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from curiosity_sft.chat_template import ChatTemplate, Piece, TemplateMismatch
+from curiosity_sft.chat_template import ChatTemplate, Piece, TemplateMismatch, setup_chat_template
 from curiosity_sft.data.reasoning import ReasoningFormat, Resolved, format_example, resolve_format
 from curiosity_sft.data.schema import Example, read_examples
 from curiosity_sft.errors import UserError
+from curiosity_sft.models import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,13 @@ def encode_all(examples: Sequence[Example], tok: PreTrainedTokenizerBase | ChatT
     return res
 
 
+def training_template(model_name: str, override: str | Path | None) -> ChatTemplate:
+    """The tokenizer and its chat template as training uses them (override applied, round trip checked)."""
+    return setup_chat_template(load_tokenizer(model_name), override)
+
+
 def encode_file(path: str | Path, chat: ChatTemplate, max_length: int, reasoning_format: ReasoningFormat,
-                what: str) -> list[Encoded]:
+                what: str) -> Encoding:
     """Read and encode one prepared split for training, logging what was dropped and why."""
     res = encode_all(read_examples(path), chat, max_length, reasoning_format)
     shown = {k: v for k, v in sorted(res.formats.items()) if k != "text"}
@@ -158,7 +164,7 @@ def encode_file(path: str | Path, chat: ChatTemplate, max_length: int, reasoning
     if len(res.kept) != res.examples - res.n_dropped:
         log.info("%s: %d sequences from %d examples (the template re-renders earlier turns, so each such turn is "
                  "trained after its own history)", path, len(res.kept), res.examples - res.n_dropped)
-    return res.kept
+    return res
 
 
 @dataclass

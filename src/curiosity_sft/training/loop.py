@@ -24,7 +24,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import get_scheduler
 
-from curiosity_sft.chat_template import ChatTemplate, setup_chat_template
+from curiosity_sft.chat_template import ChatTemplate
 from curiosity_sft.config import SFTConfig, save_config
 from curiosity_sft.errors import UserError
 from curiosity_sft.io import atomic_write_json
@@ -33,7 +33,6 @@ from curiosity_sft.models import (
     count_parameters,
     load_model,
     load_quantized_model,
-    load_tokenizer,
 )
 from curiosity_sft.training.batching import (
     IGNORE,
@@ -44,6 +43,7 @@ from curiosity_sft.training.batching import (
     encode_file,
     epoch_order,
     plan_epoch,
+    training_template,
 )
 from curiosity_sft.training.checkpoint import (
     RunLock,
@@ -207,7 +207,7 @@ def _load_split(path: str | None, chat: ChatTemplate, cfg: SFTConfig, what: str)
     if not Path(path).is_file():
         raise UserError(f"{what} file not found", where=path,
                         fix="run `curiosity-sft prepare` first or set train_file/val_file in the config")
-    return encode_file(path, chat, cfg.max_length, cfg.reasoning_format, what)
+    return encode_file(path, chat, cfg.max_length, cfg.reasoning_format, what).kept
 
 
 def _check_output(out: Path, resume: str | None, overwrite: bool) -> None:
@@ -308,8 +308,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         ckpt = find_checkpoint(resume_from, out)
         state = json.loads((ckpt / "trainer_state.json").read_text())
         cfg = _resume_batch(cfg, state, world, keep_global_batch)
-    tok = load_tokenizer(cfg.model_name)
-    chat = setup_chat_template(tok, cfg.chat_template)  # probed and round-trip checked before any weights load
+    chat = training_template(cfg.model_name, cfg.chat_template)  # probed, round-trip checked before weights load
+    tok = chat.tok
     # Tokenize once on rank 0 and broadcast, not once per process.
     train_enc, val_enc = world.from_main(lambda: (_load_split(cfg.train_file, chat, cfg, "train"),
                                                   _load_split(cfg.val_file, chat, cfg, "validation")))
