@@ -131,6 +131,7 @@ class ChatTemplate:
     def __init__(self, tok: PreTrainedTokenizerBase, name: str | None = None) -> None:
         self.tok = tok
         self.name = name or f"the chat template of `{getattr(tok, 'name_or_path', '') or 'the tokenizer'}`"
+        self._prefill: str | None = None
         self._behaviour: Behaviour | None = None
 
     # --- rendering -------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class ChatTemplate:
 
     def _reply(self, content: str) -> str:
         """The reply as the model must write it: a prefilled ``<think>`` needs a block to close."""
-        if self.behaviour.prefill.startswith(THINK_OPEN) and split_reasoning({"content": content})[0] is None:
+        if self.prefill.startswith(THINK_OPEN) and split_reasoning({"content": content})[0] is None:
             return EMPTY_THINK + content.lstrip()
         return content
 
@@ -186,7 +187,7 @@ class ChatTemplate:
             raise TemplateMismatch(f"turn {i}: with the reply added, the template renders the prompt before it "
                                    f"differently (prompt {prompt[c:c + 40]!r}, rendered {text[c:c + 40]!r})")
         target = text[len(prompt):]
-        prefill = self.behaviour.prefill if prompt.endswith(self.behaviour.prefill) else ""
+        prefill = self.prefill if prompt.endswith(self.prefill) else ""
         if content.strip() not in prefill + target:
             raise TemplateMismatch(f"turn {i}: the template drops or rewrites the reply "
                                    f"(trained text would be {target[:80]!r})")
@@ -228,18 +229,25 @@ class ChatTemplate:
 
     # --- behaviour ---------------------------------------------------------------------------
     @property
+    def prefill(self) -> str:
+        """The opening of the reply that the generation prompt holds: an unclosed ``<think>...``, or ''."""
+        if self._prefill is None:
+            user = _probe((PROBE_USER, None))
+            gen, bare = self._render(user, True), self._render(user, False)
+            header = gen[len(bare):] if gen.startswith(bare) else gen
+            opened = header.rfind(THINK_OPEN)
+            self._prefill = header[opened:] if opened >= 0 and THINK_CLOSE not in header[opened:] else ""
+        return self._prefill
+
+    @property
     def behaviour(self) -> Behaviour:
         if self._behaviour is None:
             self._behaviour = self._probe_behaviour()
         return self._behaviour
 
     def _probe_behaviour(self) -> Behaviour:
-        user = _probe((PROBE_USER, None))
-        gen, bare = self._render(user, True), self._render(user, False)
-        header = gen[len(bare):] if gen.startswith(bare) else gen
-        opened = header.rfind(THINK_OPEN)
-        prefill = header[opened:] if opened >= 0 and THINK_CLOSE not in header[opened:] else ""
-        self._behaviour = Behaviour(prefill, "kept", False, False, "")  # enough for _target below
+        prefill = self.prefill
+        bare = self._render(_probe((PROBE_USER, None)), False)
         reasoning: Reasoning = "dropped"
         thought = _probe((PROBE_USER, _think()))
         for mode in ("kept", "shielded"):

@@ -90,7 +90,7 @@ def stop_ids(tok: Any) -> list[int]:
 
 def prefill_of(chat: ChatTemplate, prompt: str) -> str:
     """The opening of the reply that the prompt already holds (R1: ``<think>\\n``)."""
-    p = chat.behaviour.prefill if chat.tok.chat_template else ""
+    p = chat.prefill if chat.tok.chat_template else ""
     return p if p and prompt.endswith(p) else ""
 
 
@@ -160,7 +160,8 @@ def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_
                 length = next((j for j, t in enumerate(ids) if t in ends), len(ids))
                 n_new += length
                 results[i].append(_finish(examples[i], prompts[i], prefill_of(chat, prompts[i]),
-                                          tok.decode(ids[:length]), length, budget, len(results[i]), stops))
+                                          tok.decode(ids[:length], skip_special_tokens=True), length, budget,
+                                          len(results[i]), stops))
             progress.advance(task, len(idx))
     speed = _speed(n_new, time.perf_counter() - t0, batch_size, "transformers")
     return [g for r in results for g in r], {**speed, **settings.to_dict(chat)}
