@@ -118,3 +118,14 @@ def test_prepare_writes_the_reasoning_format_of_the_data_config(demo_raw, tok, t
     plain = prepare(demo_raw, tmp_path / "plain", val_ratio=0.1, seed=0, show_progress=False,
                     data_config=DataConfig(model=None, reasoning_format="auto"))
     assert plain.manifest["reasoning_format"]["used"] == "plain"
+
+
+def test_prepare_counts_lengths_on_the_text_training_renders(tok):
+    """The R1 template alone cuts the reasoning: counting its render would let long replies through."""
+    from curiosity_sft.data.lengths import LengthCounter
+
+    r1 = FAMILIES["r1"](tok)
+    ex, _ = format_example(gsm8k(), "think")
+    (e,) = encode_all([ex], r1, 4096).kept
+    assert LengthCounter(r1).examples([ex]) == [len(e.input_ids)]
+    assert len(r1(r1.apply_chat_template(ex.messages, tokenize=False))["input_ids"]) < len(e.input_ids) - 20

@@ -168,3 +168,11 @@ def test_cli_num_fewshot_and_sampling_flags(tiny_model, tok, tmp_path, monkeypat
     assert res["accuracy"]["gsm8k"]["n"] == 6  # 3 problems x 2 samples
     sample = json.loads((out / "samples.jsonl").read_text().splitlines()[0])
     assert sample["prompt"].count("Question:") == 6
+
+
+def test_bleu_compares_answers_with_answers_when_references_think():
+    from curiosity_sft.evaluation.evaluate import _bleu
+
+    rows = [{"source": "gsm8k", "output": "<think>\nmine\n</think>\n\nThe total is 72 clips.\n#### 72",
+             "reference_response": "<think>\nNatalia sold 48/2 = 24 clips.\n</think>\n\nThe total is 72 clips.\n#### 72"}]
+    assert _bleu(rows)["overall"]["bleu"] == pytest.approx(100.0)
