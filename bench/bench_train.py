@@ -55,7 +55,7 @@ def heldout_loss(model, tok, convs) -> float:
     from curiosity_sft.training.batching import collate, encode_all
     from curiosity_sft.training.loss import sum_token_loss
 
-    enc, _ = encode_all([Example(id=str(i), source="gsm8k", messages=m) for i, m in enumerate(convs)], tok, MAX_LENGTH)
+    enc = encode_all([Example(id=str(i), source="gsm8k", messages=m) for i, m in enumerate(convs)], tok, MAX_LENGTH).kept
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():

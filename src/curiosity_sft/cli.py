@@ -69,10 +69,12 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from curiosity_sft.evaluation.evaluate import evaluate
     from curiosity_sft.evaluation.tasks import parse_tasks
 
-    cfg = load_config(a.config, a.set)
+    flags = {"eval_num_fewshot": a.num_fewshot, "eval_sampling": a.sampling, "eval_num_samples": a.num_samples,
+             "eval_max_thinking_tokens": a.max_thinking_tokens}
+    cfg = load_config(a.config, [*a.set, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
     res = evaluate(a.model, a.data, a.output, limit=a.limit, max_new_tokens=a.max_new_tokens or cfg.eval_max_new_tokens,
                    batch_size=a.batch_size or cfg.eval_batch_size, max_length=a.max_length,
-                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare)
+                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare, fewshot_file=a.fewshot_file)
     summary: dict = {}
     if "perplexity" in res:
         summary["perplexity"] = res["perplexity"]["overall"]["perplexity"]
@@ -87,6 +89,15 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.fail_on_gates and any(g["status"] == "fail" for g in res["gates"]):
         log.error("quality gate(s) failed: %s", ", ".join(g["name"] for g in res["gates"] if g["status"] == "fail"))
         raise SystemExit(1)
+
+
+def cmd_inspect(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.training.inspect_data import inspect_data
+
+    inspect_data(load_config(a.config, a.set), a.data, a.n, a.json)
+    if a.json:
+        log.info("wrote %s", a.json)
 
 
 def cmd_plan(a: argparse.Namespace) -> None:
@@ -216,7 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--compare", help="another evaluation's results.json (e.g. the base model) to report against")
     s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true", help="exit 1 when a quality gate fails")
+    s.add_argument("--num-fewshot", "--num_fewshot", type=int, help="GSM8K few-shot examples, lm-eval's format (5)")
+    s.add_argument("--fewshot-file", "--fewshot_file", help="GSM8K train.jsonl for the shots (default: beside --data)")
+    s.add_argument("--sampling", choices=("greedy", "deepseek"), help="default: eval_sampling (greedy)")
+    s.add_argument("--num-samples", "--num_samples", type=int, help="samples per prompt with --sampling deepseek")
+    s.add_argument("--max-thinking-tokens", "--max_thinking_tokens", type=int,
+                   help="extra budget for thinking (default: eval_max_thinking_tokens)")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("inspect", help="show what training will see: examples rendered, trained tokens highlighted")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--data", help="a prepared JSONL (default: the config's train_file)")
+    s.add_argument("--n", type=int, default=3, help="examples to show (default 3)")
+    s.add_argument("--json", help="write the shown examples as JSON: id, rendered, trained_text, n_tokens, n_trained")
+    s.set_defaults(fn=cmd_inspect)
 
     s = sub.add_parser("plan", help="estimate peak GPU memory and propose the fastest setting that fits")
     s.add_argument("--config", help="YAML config (configs/*.yaml)")

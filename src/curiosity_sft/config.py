@@ -32,6 +32,9 @@ class SFTConfig(BaseModel):
     max_length: int = Field(512, gt=8, description="tokens per example; longer examples are dropped, never cut silently")
     packing: bool = Field(True, description="pack short examples into rows of max_length (no cross-attention)")
     group_by_length: bool = Field(False, description="without packing, batch examples of similar length (faster, less padding)")
+    reasoning_format: Literal["auto", "plain", "think"] = Field(
+        "auto", description="plain solutions, or <think> steps </think> + final answer; auto: think when the template thinks")
+    chat_template: str | None = Field(None, description="a .jinja file replacing the tokenizer's chat template (null: the model's own)")
     # --- optimisation (seed keys) ---
     batch_size: int = Field(8, gt=0, description="micro-batch per device")
     gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches per optimizer step")
@@ -64,7 +67,13 @@ class SFTConfig(BaseModel):
     eval_steps: int = Field(50, gt=0, description="validation loss every N optimizer steps")
     logging_steps: int = Field(10, gt=0, description="log train metrics every N optimizer steps")
     # --- evaluation ---
-    eval_max_new_tokens: int = Field(256, gt=0, description="generation budget when scoring answers")
+    eval_max_new_tokens: int = Field(256, gt=0, description="generation budget for the answer when scoring answers")
+    eval_max_thinking_tokens: int | None = Field(
+        None, ge=0, description="extra budget for thinking with a reasoning template (null: 32768 on GPU, 256 on CPU)")
+    eval_sampling: Literal["greedy", "deepseek"] = Field(
+        "greedy", description="greedy, or DeepSeek's recommended sampling (temperature 0.6, top-p 0.95, mean accuracy)")
+    eval_num_samples: int = Field(4, gt=0, description="samples per prompt with eval_sampling: deepseek (greedy: 1)")
+    eval_num_fewshot: int = Field(0, ge=0, description="GSM8K few-shot examples in lm-evaluation-harness's format (5 as published)")
     eval_batch_size: int = Field(16, gt=0, description="examples per generation / perplexity batch")
     gate_max_perplexity: float = Field(15.0, gt=0, description="quality gate: overall validation perplexity must be below this")
     gate_min_bleu: float = Field(0.7, ge=0, le=1, description="quality gate: BLEU (0-1 scale) must be above this")

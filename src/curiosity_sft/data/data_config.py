@@ -72,6 +72,9 @@ class DataConfig(BaseModel):
     near_dup_threshold: float = Field(0.9, gt=0, le=1, description="MinHash Jaccard above which two examples are one")
     strip_calculator: bool = Field(True, description="remove GSM8K <<a*b=c>> calculator annotations")
     book_instructions: bool = Field(True, description="also make 'continue the story' chat examples from books")
+    reasoning_format: Literal["auto", "plain", "think"] = Field(
+        "auto", description="GSM8K/MATH/logic replies as plain solutions or <think> steps </think> + final answer "
+                            "(auto: think when `model`'s chat template thinks; docs/DATA.md)")
 
     @field_validator("sources")
     @classmethod

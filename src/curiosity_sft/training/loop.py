@@ -24,8 +24,8 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import get_scheduler
 
+from curiosity_sft.chat_template import ChatTemplate
 from curiosity_sft.config import SFTConfig, save_config
-from curiosity_sft.data.schema import read_examples
 from curiosity_sft.errors import UserError
 from curiosity_sft.io import atomic_write_json
 from curiosity_sft.models import (
@@ -33,7 +33,6 @@ from curiosity_sft.models import (
     count_parameters,
     load_model,
     load_quantized_model,
-    load_tokenizer,
 )
 from curiosity_sft.training.batching import (
     IGNORE,
@@ -41,9 +40,10 @@ from curiosity_sft.training.batching import (
     Encoded,
     Plan,
     batches,
-    encode_all,
+    encode_file,
     epoch_order,
     plan_epoch,
+    training_template,
 )
 from curiosity_sft.training.checkpoint import (
     RunLock,
@@ -201,19 +201,13 @@ def _without_labels(b: Batch) -> Batch:
     return Batch(b.input_ids, torch.full_like(b.labels, IGNORE), b.position_ids, b.row_real)
 
 
-def _load_split(path: str | None, tok: Any, cfg: SFTConfig, what: str) -> list[Encoded]:
+def _load_split(path: str | None, chat: ChatTemplate, cfg: SFTConfig, what: str) -> list[Encoded]:
     if path is None:
         return []
     if not Path(path).is_file():
         raise UserError(f"{what} file not found", where=path,
                         fix="run `curiosity-sft prepare` first or set train_file/val_file in the config")
-    encoded, dropped = encode_all(read_examples(path), tok, cfg.max_length)
-    if dropped:
-        log.warning("%s: dropped %d examples longer than max_length=%d (never truncated)", path, dropped, cfg.max_length)
-    if not encoded:
-        raise UserError(f"every {what} example is longer than max_length={cfg.max_length}", where=path,
-                        fix="raise max_length")
-    return encoded
+    return encode_file(path, chat, cfg.max_length, cfg.reasoning_format, what).kept
 
 
 def _check_output(out: Path, resume: str | None, overwrite: bool) -> None:
@@ -314,10 +308,11 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         ckpt = find_checkpoint(resume_from, out)
         state = json.loads((ckpt / "trainer_state.json").read_text())
         cfg = _resume_batch(cfg, state, world, keep_global_batch)
-    tok = load_tokenizer(cfg.model_name)
+    chat = training_template(cfg.model_name, cfg.chat_template)  # probed, round-trip checked before weights load
+    tok = chat.tok
     # Tokenize once on rank 0 and broadcast, not once per process.
-    train_enc, val_enc = world.from_main(lambda: (_load_split(cfg.train_file, tok, cfg, "train"),
-                                                  _load_split(cfg.val_file, tok, cfg, "validation")))
+    train_enc, val_enc = world.from_main(lambda: (_load_split(cfg.train_file, chat, cfg, "train"),
+                                                  _load_split(cfg.val_file, chat, cfg, "validation")))
 
     model = build_model(cfg, device, amp)
     trainable, total = count_parameters(model)
