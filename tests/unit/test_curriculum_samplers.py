@@ -200,12 +200,14 @@ def test_curiosity_never_trains_on_its_probes_and_reports_every_bucket():
 
 
 def test_small_sources_get_fewer_buckets():
-    sources = ["big"] * 200 + ["small"] * 40 + ["tiny"] * 3
-    data = CurriculumData(tuple(sources), (30,) * 243, tuple(rank_within_source(sources, list(range(243)))),
-                          (None,) * 243)
+    sources = ["big"] * 200 + ["mid"] * 80 + ["small"] * 40 + ["tiny"] * 3
+    n = len(sources)
+    data = CurriculumData(tuple(sources), (30,) * n, tuple(rank_within_source(sources, list(range(n)))), (None,) * n)
     sampler = build_sampler(cfg_for("curiosity"), data, 4)
-    assert [(r["group"], r["probe"]) for r in sampler.table()] == [
-        ("big:easy", 8), ("big:medium", 8), ("big:hard", 8), ("small:all", 8), ("tiny:all", 1)]
+    # a band needs 4 x 8 probe examples: mid's thirds (27, 27, 26) become 54 + 26, and the small rest joins
+    assert [(r["group"], r["examples"] + r["probe"], r["probe"]) for r in sampler.table()] == [
+        ("big:easy", 67, 8), ("big:medium", 67, 8), ("big:hard", 66, 8), ("mid:all", 80, 8), ("small:all", 40, 8),
+        ("tiny:all", 3, 1)]
 
 
 def test_a_state_from_another_strategy_or_data_is_refused():

@@ -48,7 +48,8 @@ def make_buckets(data: CurriculumData, bands: int, probe_examples: int, seed: in
             elif band:
                 groups.append(list(band))
         if len(groups) > 1 and len(groups[-1]) < need:
-            groups[-2] += groups.pop()
+            last = groups.pop()
+            groups[-1] += last
         for name, group in zip(_band_names(len(groups)), groups, strict=True):
             label = f"{source}:{name}"
             picked = sorted(group)

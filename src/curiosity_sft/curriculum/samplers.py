@@ -278,6 +278,8 @@ class StagesSampler(_SourceMix):
         sources = data.source_names
         if order is None:
             self.order = default_stage_order(data)
+            log.info("stages: %s (by each source's task: books, GSM8K, MATH, logic, then sources without a task; "
+                     "curriculum.stage_order sets another)", " -> ".join(self.order))
         else:
             self.order = list(order)
             unknown = [s for s in self.order if s not in sources]
