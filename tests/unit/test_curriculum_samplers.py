@@ -129,11 +129,14 @@ def test_steps_are_global_batches_of_rows_packed_to_max_length(strategy, packing
 def test_stratified_rows_follow_the_weights():
     sampler = build_sampler(cfg_for("stratified", weights={"gsm8k": 3, "math": 1}), DATA, 12)
     per = {"gsm8k": 0, "math": 0}
+    first_micro_batches = set()
     for rows in drive(sampler, 0, 40):
         for row in rows:
             assert len({DATA.sources[i] for i in row}) == 1  # a packed row is one source's
             per[DATA.sources[row[0]]] += 1
+        first_micro_batches.add(tuple(sorted(DATA.sources[r[0]] for r in rows[:2])))
     assert per == {"gsm8k": 360, "math": 120}
+    assert ("gsm8k", "math") in first_micro_batches  # rows are shuffled, so micro-batches mix sources
     natural = build_sampler(cfg_for("stratified"), DATA, 12)
     tokens = {s: sum(n for src, n in zip(DATA.sources, DATA.lengths, strict=True) if src == s) for s in TASKS}
     weights = {r["group"]: r["weight"] for r in natural.table()}

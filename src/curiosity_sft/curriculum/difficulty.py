@@ -27,7 +27,6 @@ from transformers import PreTrainedTokenizerBase
 
 from curiosity_sft.config import SFTConfig
 from curiosity_sft.data.schema import Example
-from curiosity_sft.evaluation.evaluate import model_fingerprint
 from curiosity_sft.io import atomic_write_json
 from curiosity_sft.models import cache_dir, load_model, load_tokenizer
 from curiosity_sft.training.batching import Batch, Encoded, collate, encode_example, plan_epoch
@@ -91,6 +90,10 @@ def cached_example_losses(model: torch.nn.Module, tok: PreTrainedTokenizerBase, 
                           batch_size: int = 16, show_progress: bool = True,
                           cache: Path | None = None) -> list[float]:
     """``example_losses`` of ``examples`` encoded with ``tok``, from the cache when it has them."""
+    # The evaluation's fingerprint, so there is one notion of "the same model"; imported here, as
+    # evaluation sits downstream of training.
+    from curiosity_sft.evaluation.evaluate import model_fingerprint
+
     encoded = [encode_example(ex, tok) for ex in examples]
     model_fp, data_fp = model_fingerprint(model), data_fingerprint(encoded)
     path = (cache or cache_dir()) / "difficulty" / f"{model_fp[:16]}-{data_fp[:16]}.json"
