@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from curiosity_sft.config import SFTConfig
-from curiosity_sft.curriculum import CurriculumData, curriculum_data
+from curiosity_sft.curriculum import CurriculumData, curriculum_data, encode_kept
 from curiosity_sft.curriculum import difficulty as mod
 from curiosity_sft.curriculum.data import combine_difficulty, rank_within_source
 from curiosity_sft.data.schema import Example, chat
 from curiosity_sft.models import load_model
-from curiosity_sft.training.batching import collate, encode_example
+from curiosity_sft.training.batching import collate, encode_all, encode_example
 from curiosity_sft.training.loss import sum_token_loss
 
 
@@ -87,3 +87,11 @@ def test_curriculum_data_scores_with_the_configured_model(tok, tmp_path, monkeyp
     assert list(data.difficulty) == expected
     rules = curriculum_data(SFTConfig(), exs, lengths)
     assert rules == CurriculumData.from_examples(exs, lengths)
+
+
+def test_encode_kept_keeps_what_training_keeps_with_its_examples(tok):
+    exs = examples() + [Example(id="long", source="books", text="word " * 400)]
+    enc, kept = encode_kept(exs, tok, max_length=128)
+    reference, dropped = encode_all(exs, tok, 128)
+    assert [e.input_ids for e in enc] == [e.input_ids for e in reference] and dropped == 1
+    assert [e.id for e in kept] == [e.id for e in exs if e.id != "long"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from curiosity_sft.config import SFTConfig
 from curiosity_sft.curriculum.curiosity import CuriositySampler
@@ -21,6 +22,7 @@ from curiosity_sft.curriculum.samplers import (
     StratifiedSampler,
 )
 from curiosity_sft.data.schema import Example
+from curiosity_sft.training.batching import Encoded, encode_all
 
 
 def build_sampler(cfg: SFTConfig, data: CurriculumData, global_batch: int) -> Sampler:
@@ -83,3 +85,19 @@ def curriculum_data(cfg: SFTConfig, examples: Sequence[Example], lengths: Sequen
     c = cfg.curriculum
     losses = None if c.difficulty == "rules" else model_difficulty(cfg, examples, device, show_progress)
     return CurriculumData.from_examples(examples, lengths, c.difficulty, losses, c.mix_weight, c.unrated_difficulty)
+
+
+def encode_kept(examples: Sequence[Example], tok: PreTrainedTokenizerBase,
+                max_length: int) -> tuple[list[Encoded], list[Example]]:
+    """``encode_all``'s kept examples and, aligned with them, the Examples they came from.
+
+    A sampler needs each kept example's source and difficulty, which ``Encoded`` does not carry;
+    encoding one example at a time through ``encode_all`` keeps exactly its rule for what is dropped.
+    """
+    encoded, kept = [], []
+    for ex in examples:
+        enc, _ = encode_all([ex], tok, max_length)
+        if enc:
+            encoded.append(enc[0])
+            kept.append(ex)
+    return encoded, kept

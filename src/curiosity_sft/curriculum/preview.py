@@ -8,34 +8,14 @@ a pacing or stage setting can be checked in seconds instead of after a run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
-
 from curiosity_sft.config import SFTConfig
-from curiosity_sft.curriculum.build import build_sampler, curriculum_data, describe
+from curiosity_sft.curriculum.build import build_sampler, curriculum_data, describe, encode_kept
 from curiosity_sft.curriculum.samplers import Sampler
-from curiosity_sft.data.schema import Example, read_examples
+from curiosity_sft.data.schema import read_examples
 from curiosity_sft.errors import UserError
 from curiosity_sft.models import load_tokenizer
-from curiosity_sft.training.batching import Encoded, encode_all
-
-
-def encode_kept(examples: Sequence[Example], tok: PreTrainedTokenizerBase,
-                max_length: int) -> tuple[list[Encoded], list[Example]]:
-    """``encode_all``'s kept examples and, aligned with them, the Examples they came from.
-
-    A sampler needs each kept example's source and difficulty, which ``Encoded`` does not carry;
-    encoding one example at a time through ``encode_all`` keeps exactly its rule for what is dropped.
-    """
-    encoded, kept = [], []
-    for ex in examples:
-        enc, _ = encode_all([ex], tok, max_length)
-        if enc:
-            encoded.append(enc[0])
-            kept.append(ex)
-    return encoded, kept
 
 
 def schedule(sampler: Sampler, windows: int = 10) -> list[dict[str, float | str]]:
