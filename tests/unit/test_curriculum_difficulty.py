@@ -13,7 +13,7 @@ from curiosity_sft.curriculum import difficulty as mod
 from curiosity_sft.curriculum.data import combine_difficulty, rank_within_source
 from curiosity_sft.data.schema import Example, chat
 from curiosity_sft.models import load_model
-from curiosity_sft.training.batching import collate, encode_all, encode_example
+from curiosity_sft.training.batching import collate, encode_all
 from curiosity_sft.training.loss import sum_token_loss
 
 
@@ -28,8 +28,7 @@ def examples() -> list[Example]:
 
 def test_batched_losses_equal_the_loss_of_each_example_alone(tok, tiny_model):
     """Golden invariant: rows of a padded batch see nothing of each other, so each value is the example's own."""
-    exs = examples()
-    enc = [encode_example(e, tok) for e in exs]
+    enc, _ = encode_kept(examples(), tok, 512)
     got = mod.example_losses(tiny_model, enc, tok.pad_token_id, batch_size=3, show_progress=False)
     with torch.no_grad():
         alone = [float(s) / k for s, k in (sum_token_loss(tiny_model, collate([[e]], tok.pad_token_id)) for e in enc)]
@@ -38,8 +37,9 @@ def test_batched_losses_equal_the_loss_of_each_example_alone(tok, tiny_model):
 
 
 def test_cached_by_model_and_data(tok, tiny_model, tmp_path, monkeypatch):
-    exs = examples()
-    first = mod.cached_example_losses(tiny_model, tok, exs, batch_size=4, show_progress=False, cache=tmp_path)
+    enc, _ = encode_kept(examples(), tok, 512)
+    pad = tok.pad_token_id
+    first = mod.cached_example_losses(tiny_model, enc, pad, batch_size=4, show_progress=False, cache=tmp_path)
     files = list((tmp_path / "difficulty").iterdir())
     assert len(files) == 1 and json.loads(files[0].read_text())["losses"] == first
 
@@ -47,14 +47,14 @@ def test_cached_by_model_and_data(tok, tiny_model, tmp_path, monkeypatch):
         raise AssertionError("recomputed although cached")
 
     monkeypatch.setattr(mod, "example_losses", never)
-    assert mod.cached_example_losses(tiny_model, tok, exs, 4, False, cache=tmp_path) == first
+    assert mod.cached_example_losses(tiny_model, enc, pad, 4, False, cache=tmp_path) == first
     monkeypatch.undo()
     other = load_model("smollm2-135m-instruct", hidden_dim=64, num_layers=2, seed=1)  # other weights: other entry
-    assert mod.cached_example_losses(other, tok, exs, 4, False, cache=tmp_path) != first
-    assert mod.cached_example_losses(tiny_model, tok, exs[:-1], 4, False, cache=tmp_path) == first[:-1]
+    assert mod.cached_example_losses(other, enc, pad, 4, False, cache=tmp_path) != first
+    assert mod.cached_example_losses(tiny_model, enc[:-1], pad, 4, False, cache=tmp_path) == first[:-1]
     assert len(list((tmp_path / "difficulty").iterdir())) == 3
     files[0].write_text("{not json")  # a damaged entry is recomputed, never trusted
-    assert mod.cached_example_losses(tiny_model, tok, exs, 4, False, cache=tmp_path) == pytest.approx(first)
+    assert mod.cached_example_losses(tiny_model, enc, pad, 4, False, cache=tmp_path) == pytest.approx(first)
 
 
 def test_rules_model_and_mix_rank_within_each_source():
@@ -75,18 +75,33 @@ def test_rules_model_and_mix_rank_within_each_source():
 
 def test_curriculum_data_scores_with_the_configured_model(tok, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(mod, "cache_dir", lambda: tmp_path)
-    exs = examples()
-    lengths = [len(encode_example(e, tok).input_ids) for e in exs]
+    enc, exs = encode_kept(examples(), tok, 512)
     cfg = SFTConfig(hidden_dim=64, num_layers=2, eval_batch_size=4, curriculum={"difficulty": "model"})
-    data = curriculum_data(cfg, exs, lengths, show_progress=False)
+    data = curriculum_data(cfg, enc, exs, tok.pad_token_id, show_progress=False)
     assert "freshly initialised" in caplog.text and (tmp_path / "difficulty").is_dir()
-    assert data.tasks[0] == "gsm8k" and data.lengths == tuple(lengths)
+    assert data.tasks[0] == "gsm8k" and data.lengths == tuple(len(e.input_ids) for e in enc)
     tiny = load_model("smollm2-135m-instruct", hidden_dim=64, num_layers=2, seed=cfg.seed)
     expected = combine_difficulty("model", [e.difficulty for e in exs], [e.source for e in exs],
-                                  mod.cached_example_losses(tiny, tok, exs, 4, False, cache=tmp_path))
+                                  mod.cached_example_losses(tiny, enc, tok.pad_token_id, 4, False, cache=tmp_path))
     assert list(data.difficulty) == expected
-    rules = curriculum_data(SFTConfig(), exs, lengths)
-    assert rules == CurriculumData.from_examples(exs, lengths)
+    rules = curriculum_data(SFTConfig(), enc, exs, tok.pad_token_id)
+    assert rules == CurriculumData.from_examples(exs, [len(e.input_ids) for e in enc])
+
+
+def test_a_difficulty_model_with_another_tokenizer_is_refused(monkeypatch):
+    from curiosity_sft.errors import UserError
+
+    class Vocab:
+        def __init__(self, v):
+            self.v = v
+
+        def get_vocab(self):
+            return self.v
+
+    monkeypatch.setattr(mod, "load_tokenizer", lambda name: Vocab({"a": 0} if name == "other" else {"b": 0}))
+    cfg = SFTConfig(curriculum={"difficulty": "model", "difficulty_model": "other"})
+    with pytest.raises(UserError, match="another tokenizer"):
+        mod.model_difficulty(cfg, [], 0)
 
 
 def test_encode_kept_keeps_what_training_keeps_with_its_examples(tok):

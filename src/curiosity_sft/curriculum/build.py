@@ -75,16 +75,18 @@ def describe(sampler: Sampler, difficulty: str = "rules") -> str:
     return "\n".join([head, line(cols), *(line(c) for c in cells)])
 
 
-def curriculum_data(cfg: SFTConfig, examples: Sequence[Example], lengths: Sequence[int],
+def curriculum_data(cfg: SFTConfig, encoded: Sequence[Encoded], examples: Sequence[Example], pad_id: int,
                     device: torch.device | str = "cpu", show_progress: bool = True) -> CurriculumData:
-    """What the sampler needs of the kept training examples, with ``curriculum.difficulty`` resolved.
+    """What the sampler needs of the training sequences, with ``curriculum.difficulty`` resolved.
 
-    ``examples`` and ``lengths`` are aligned with the loop's encoded list. Only ``model`` and
-    ``mix`` load a model (once, cached); ``rules`` reads the prepared ``difficulty``.
+    ``encoded`` is the loop's training list and ``examples`` the Example each sequence came from
+    (aligned; an example that trains as several sequences appears once per sequence). Only
+    ``model`` and ``mix`` load a model (once, cached); ``rules`` reads the prepared ``difficulty``.
     """
     c = cfg.curriculum
-    losses = None if c.difficulty == "rules" else model_difficulty(cfg, examples, device, show_progress)
-    return CurriculumData.from_examples(examples, lengths, c.difficulty, losses, c.mix_weight, c.unrated_difficulty)
+    losses = None if c.difficulty == "rules" else model_difficulty(cfg, encoded, pad_id, device, show_progress)
+    return CurriculumData.from_examples(examples, [len(e.input_ids) for e in encoded], c.difficulty, losses,
+                                        c.mix_weight, c.unrated_difficulty)
 
 
 def encode_kept(examples: Sequence[Example], tok: PreTrainedTokenizerBase,

@@ -23,13 +23,12 @@ from typing import Any
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from transformers import PreTrainedTokenizerBase
 
 from curiosity_sft.config import SFTConfig
-from curiosity_sft.data.schema import Example
+from curiosity_sft.errors import UserError
 from curiosity_sft.io import atomic_write_json
 from curiosity_sft.models import cache_dir, load_model, load_tokenizer
-from curiosity_sft.training.batching import Batch, Encoded, collate, encode_example, plan_epoch
+from curiosity_sft.training.batching import Batch, Encoded, collate, plan_epoch
 from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
 
 log = logging.getLogger(__name__)
@@ -86,39 +85,38 @@ def example_losses(model: torch.nn.Module, encoded: Sequence[Encoded], pad_id: i
     return out
 
 
-def cached_example_losses(model: torch.nn.Module, tok: PreTrainedTokenizerBase, examples: Sequence[Example],
-                          batch_size: int = 16, show_progress: bool = True,
-                          cache: Path | None = None) -> list[float]:
-    """``example_losses`` of ``examples`` encoded with ``tok``, from the cache when it has them."""
+def cached_example_losses(model: torch.nn.Module, encoded: Sequence[Encoded], pad_id: int, batch_size: int = 16,
+                          show_progress: bool = True, cache: Path | None = None) -> list[float]:
+    """``example_losses`` of the training sequences, from the cache when it has them."""
     # The evaluation's fingerprint, so there is one notion of "the same model"; imported here, as
     # evaluation sits downstream of training.
     from curiosity_sft.evaluation.evaluate import model_fingerprint
 
-    encoded = [encode_example(ex, tok) for ex in examples]
     model_fp, data_fp = model_fingerprint(model), data_fingerprint(encoded)
     path = (cache or cache_dir()) / "difficulty" / f"{model_fp[:16]}-{data_fp[:16]}.json"
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
-            if saved["model"] == model_fp and saved["data"] == data_fp and len(saved["losses"]) == len(examples):
-                log.info("model difficulty of %d examples read from %s", len(examples), path)
+            if saved["model"] == model_fp and saved["data"] == data_fp and len(saved["losses"]) == len(encoded):
+                log.info("model difficulty of %d examples read from %s", len(encoded), path)
                 return [float(x) for x in saved["losses"]]
         except (json.JSONDecodeError, KeyError, TypeError):
             pass
         log.warning("model difficulty cache %s is unreadable or stale: computing again", path)
-    losses = example_losses(model, encoded, tok.pad_token_id, batch_size, show_progress)
-    atomic_write_json(path, {"model": model_fp, "data": data_fp, "examples": len(examples), "losses": losses})
-    log.info("model difficulty of %d examples cached in %s", len(examples), path)
+    losses = example_losses(model, encoded, pad_id, batch_size, show_progress)
+    atomic_write_json(path, {"model": model_fp, "data": data_fp, "examples": len(encoded), "losses": losses})
+    log.info("model difficulty of %d examples cached in %s", len(encoded), path)
     return losses
 
 
-def model_difficulty(cfg: SFTConfig, examples: Sequence[Example], device: torch.device | str = "cpu",
+def model_difficulty(cfg: SFTConfig, encoded: Sequence[Encoded], pad_id: int, device: torch.device | str = "cpu",
                      show_progress: bool = True) -> list[float]:
-    """The per-example losses ``curriculum.difficulty: model | mix`` ranks by.
+    """The per-example losses ``curriculum.difficulty: model | mix`` ranks by, on the run's own encodings.
 
-    Scored by ``curriculum.difficulty_model``, or by the run's own base model (a fresh model at
-    the run's ``hidden_dim``/``num_layers`` when those are set, with a warning: an untrained
-    model's loss mostly measures token rarity). The model is loaded for this pass only.
+    Scored by ``curriculum.difficulty_model``, which must share the run's tokenizer (the sequences
+    are the ones training sees), or by the run's own base model (a fresh model at the run's
+    ``hidden_dim``/``num_layers`` when those are set, with a warning: an untrained model's loss
+    mostly measures token rarity). The model is loaded for this pass only.
     """
     name = cfg.curriculum.difficulty_model or cfg.model_name
     own = cfg.curriculum.difficulty_model is None
@@ -126,6 +124,10 @@ def model_difficulty(cfg: SFTConfig, examples: Sequence[Example], device: torch.
         log.warning("curriculum.difficulty=%s scores examples with the run's freshly initialised model, whose loss "
                     "reflects token frequency more than difficulty; set curriculum.difficulty_model to a trained "
                     "model", cfg.curriculum.difficulty)
+    if not own and load_tokenizer(name).get_vocab() != load_tokenizer(cfg.model_name).get_vocab():
+        raise UserError(f"curriculum.difficulty_model {name} has another tokenizer than model_name {cfg.model_name}",
+                        where="curriculum.difficulty_model",
+                        fix="use a model of the same family (same tokenizer), or leave it null to score with the base")
     model = load_model(name, hidden_dim=cfg.hidden_dim if own else None, num_layers=cfg.num_layers if own else None,
                        seed=cfg.seed).to(device)
-    return cached_example_losses(model, load_tokenizer(name), examples, cfg.eval_batch_size, show_progress)
+    return cached_example_losses(model, encoded, pad_id, cfg.eval_batch_size, show_progress)

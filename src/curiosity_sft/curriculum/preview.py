@@ -50,7 +50,7 @@ def preview(cfg: SFTConfig, processes: int = 1, show_progress: bool = True) -> s
     if not kept:
         raise UserError(f"every training example is longer than max_length={cfg.max_length}", where=cfg.train_file,
                         fix="raise max_length")
-    data = curriculum_data(cfg, kept, [len(e.input_ids) for e in encoded], show_progress=show_progress)
+    data = curriculum_data(cfg, encoded, kept, tok.pad_token_id, show_progress=show_progress)
     sampler = build_sampler(cfg, data, cfg.global_batch_size * processes)
     lines = [describe(sampler, cfg.curriculum.difficulty)]
     if sampler.strategy == "curiosity":
