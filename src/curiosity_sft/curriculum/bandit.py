@@ -92,4 +92,3 @@ class Exp3S:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.w = [float(x) for x in state["w"]]
-

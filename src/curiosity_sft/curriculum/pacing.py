@@ -75,4 +75,3 @@ def allocate_rows(credit: dict[str, float], weights: dict[str, float], n_rows: i
     for s in weights:
         credit[s] -= counts[s]
     return counts
-
