@@ -56,6 +56,10 @@ def cmd_train(a: argparse.Namespace) -> None:
     from curiosity_sft.training.loop import train
 
     cfg = load_config(a.config, a.set)
+    if cfg.curriculum.strategy != "random":
+        # Until the loop reads the sampler (issue 16, phase 2), say so rather than sample silently as random.
+        log.warning("curriculum.strategy=%s is not applied by `train` yet: this run samples as `random` "
+                    "(`curiosity-sft curriculum` shows what the sampler will do)", cfg.curriculum.strategy)
     r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite,
               keep_global_batch=a.keep_global_batch)
     log.info("finished %d steps, final loss %s, eval loss %s; outputs in %s", r.steps, _fmt(r.final_loss),
@@ -106,6 +110,13 @@ def cmd_plan(a: argparse.Namespace) -> None:
     from curiosity_sft.planning.plan import plan_report
 
     print(plan_report(load_config(a.config, a.set), parse_size(a.gpu_memory)))
+
+
+def cmd_curriculum(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.curriculum.preview import preview
+
+    print(preview(load_config(a.config, a.set), processes=a.processes))
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -248,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--gpu-memory", "--gpu_memory", required=True, help="the card's memory, e.g. 24GB")
     s.set_defaults(fn=cmd_plan)
+
+    s = sub.add_parser("curriculum", help="show what curriculum.strategy will do with the training data, before training")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--processes", type=int, default=1, help="training processes (the global batch is per step)")
+    s.set_defaults(fn=cmd_curriculum)
 
     s = sub.add_parser("demo", help="the whole pipeline on embedded data, offline")
     s.add_argument("--output", default="demo_output", help="folder for everything the demo writes")
