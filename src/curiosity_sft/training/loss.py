@@ -66,7 +66,8 @@ class _ChunkedHeadLoss(torch.autograd.Function):
     The gradients with respect to ``hidden``, ``weight`` and ``bias`` are computed in forward,
     chunk by chunk, and only scaled by the incoming gradient in backward (the loss is a scalar),
     so no logits are kept. Softmax and log-sum-exp run in fp32; the matmuls in the compute dtype,
-    with gradients accumulated over chunks in fp32.
+    with gradients accumulated over chunks in fp32. The saved gradients are scaled in place, so
+    the graph cannot be run backward twice (``retain_graph`` is not supported).
     """
 
     @staticmethod
@@ -80,8 +81,8 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         b = bias.to(dtype) if bias is not None else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if need_h else None
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
-        grad_b = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device) if need_b else None
+        grad_w: torch.Tensor | None = None
+        grad_b: torch.Tensor | None = None
         for s in range(0, hidden.shape[0], rows):
             h = hidden[s:s + rows].to(dtype)
             t = targets[s:s + rows]
@@ -93,13 +94,23 @@ class _ChunkedHeadLoss(torch.autograd.Function):
             # d(lse - z_t)/dz = softmax(z) - onehot(t), formed in place over this chunk's logits
             g = logits.sub_(lse[:, None]).exp_()
             g[torch.arange(len(t), device=g.device), t] -= 1.0
-            if grad_b is not None:
-                grad_b += g.sum(0)
+            if need_b:
+                grad_b = g.sum(0) if grad_b is None else grad_b.add_(g.sum(0))
             g = g.to(dtype)
             if grad_h is not None:
                 grad_h[s:s + rows] = g @ w
-            if grad_w is not None:
-                grad_w += g.t() @ h
+            if need_w:
+                # accumulated in fp32 in place (addmm_ where the dtypes allow): no weight-sized temporaries
+                if grad_w is None:
+                    grad_w = (g.t() @ h).float()
+                elif dtype == torch.float32:
+                    grad_w.addmm_(g.t(), h)
+                else:
+                    grad_w += g.t() @ h
+        if need_w and grad_w is None:  # no labelled position: a zero gradient, still delivered
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        if need_b and grad_b is None:
+            grad_b = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device)
         ctx.save_for_backward(*(x for x in (grad_h, grad_w, grad_b) if x is not None))
         ctx.has = (grad_h is not None, grad_w is not None, grad_b is not None)
         ctx.dtypes = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
@@ -107,8 +118,12 @@ class _ChunkedHeadLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        if getattr(ctx, "used", False):
+            raise RuntimeError("the chunked head's gradients were already used: backward twice is not supported")
+        ctx.used = True
         saved = iter(ctx.saved_tensors)
-        grads = [(next(saved) * grad_out).to(dt) if has else None for has, dt in zip(ctx.has, ctx.dtypes, strict=True)]
+        # scaled in place: a second weight-sized gradient would double the head's memory
+        grads = [next(saved).mul_(grad_out).to(dt) if has else None for has, dt in zip(ctx.has, ctx.dtypes, strict=True)]
         return grads[0], grads[1], grads[2], None, None, None, None
 
 
