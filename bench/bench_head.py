@@ -56,7 +56,7 @@ def child(d: int, vocab: int, positions: int, kind: str, rows: int | None, repea
         once()
         times.append(time.perf_counter() - t)
     return {"seconds": statistics.median(times), "peak_above_gib": (_kib("VmHWM") - base) / (1 << 20),
-            "rows": rows or (chunk_rows(vocab) if kind == "chunked" else positions)}
+            "rows": rows or (chunk_rows(vocab, d) if kind == "chunked" else positions)}
 
 
 def main() -> None:

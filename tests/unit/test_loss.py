@@ -181,6 +181,8 @@ def test_chunk_size_bounds_the_logits_tile():
     assert chunk_rows(49152) == (64 << 20) // (4 * 49152)
     assert chunk_rows(151936) * 151936 * 4 <= 64 << 20
     assert chunk_rows(10**12) == 1
+    # a trained head weight: chunks of at least half the hidden size (Qwen-1.5B: 768 positions)
+    assert chunk_rows(151936, 1536) == 768 and chunk_rows(49152, 576) == chunk_rows(49152)
 
 
 def test_backbone_and_head_through_peft(tiny_model):

@@ -32,9 +32,9 @@ from torch.utils.checkpoint import checkpoint
 
 from curiosity_sft.training.batching import IGNORE, Batch
 
-# fp32 logits per chunk are at most this many bytes (e.g. 340 positions of SmolLM2's 49k
-# vocabulary, 110 of Qwen's 152k): large enough that the head matmul stays efficient, small
-# enough that a chunk is never the peak. bench/bench_head.py measured speed against chunk size.
+# fp32 logits per chunk are at most this many bytes (e.g. 341 positions of SmolLM2's 49k
+# vocabulary, 110 of Qwen's 152k): large enough that the head matmuls stay efficient, small
+# enough that a chunk is never the peak (bench/bench_head.py).
 CHUNK_BYTES = 64 << 20
 
 
@@ -48,9 +48,16 @@ def backbone_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def chunk_rows(vocab_size: int, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Positions per chunk so that one chunk's fp32 logits take at most ``chunk_bytes``."""
-    return max(1, chunk_bytes // (4 * vocab_size))
+def chunk_rows(vocab_size: int, hidden_size: int | None = None, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Positions per chunk: one chunk's fp32 logits take at most ``chunk_bytes``.
+
+    When the head's weight is trained (``hidden_size`` given), every chunk reads and writes the
+    whole ``vocabulary x hidden`` weight gradient once, so chunks are at least ``hidden_size / 2``
+    positions: below that, that traffic outweighs the chunk's own logits, and the logits tile is
+    then at most half the weight gradient, which exists anyway.
+    """
+    rows = max(1, chunk_bytes // (4 * vocab_size))
+    return max(rows, hidden_size // 2) if hidden_size else rows
 
 
 def _compute_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -140,7 +147,8 @@ def head_loss(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor
     weight = getattr(head, "weight", None)
     if weight is None:
         raise TypeError(f"output head {type(head).__name__} has no weight")
-    rows = rows or chunk_rows(weight.shape[0])
+    trains_weight = torch.is_grad_enabled() and weight.requires_grad
+    rows = rows or chunk_rows(weight.shape[0], weight.shape[1] if trains_weight else None)
     if type(head) is torch.nn.Linear and not hasattr(weight, "ds_id"):
         dtype = _compute_dtype(hidden.device, hidden.dtype)
         return _ChunkedHeadLoss.apply(hidden, head.weight, head.bias, targets, rows, dtype, torch.is_grad_enabled())
