@@ -32,9 +32,9 @@ from torch.utils.checkpoint import checkpoint
 
 from curiosity_sft.training.batching import IGNORE, Batch
 
-# fp32 logits per chunk are at most this many bytes (e.g. 341 positions of SmolLM2's 49k
-# vocabulary, 110 of Qwen's 152k): large enough that the head matmuls stay efficient, small
-# enough that a chunk is never the peak (bench/bench_head.py).
+# fp32 logits per chunk are at most this many bytes (341 positions of SmolLM2's 49k vocabulary,
+# 110 of Qwen's 152k) when the head is frozen; a trained head takes larger chunks (chunk_rows).
+# Small enough that a chunk is never the peak (bench/bench_head.py measures speed and peak).
 CHUNK_BYTES = 64 << 20
 
 
