@@ -144,3 +144,45 @@ def test_compiled_layers_train_to_the_same_loss(data, tmp_path):
         train(tiny_config(*data, compile=flag, max_steps=2, val_file=None), out, show_progress=False)
         runs[flag] = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert runs[True] == pytest.approx(runs[False], rel=1e-4)
+
+
+def test_varlen_attention_equals_the_block_diagonal_mask_loss_and_gradients(tok):
+    """sdpa_varlen (each packed example on its own, causal) against transformers' sdpa with its packed mask."""
+    from curiosity_sft.data.schema import Example, chat
+    from curiosity_sft.models import load_model
+    from curiosity_sft.training.batching import collate, encode_all
+    from curiosity_sft.training.kernels import register_varlen_attention, segments
+    from curiosity_sft.training.loss import sum_token_loss
+
+    register_varlen_attention()
+    enc, _ = encode_all([Example(id=str(i), source="s", messages=chat(f"q{i} " * (i + 2), f"a{i} " * (3 * i + 1)))
+                         for i in range(5)], tok, 256)
+    batch = collate([enc[:3], enc[3:]], tok.pad_token_id)  # packed rows, the second padded
+    assert len(segments(batch.position_ids[1])) == 3  # two examples and the padding run
+    out = {}
+    for impl in ("sdpa", "sdpa_varlen"):
+        model = load_model("smollm2-135m-instruct", hidden_dim=64, num_layers=2, seed=0, attn_implementation=impl)
+        s, n = sum_token_loss(model, batch)
+        (s / n).backward()
+        out[impl] = (float(s), {k: p.grad.clone() for k, p in model.named_parameters()})
+    assert out["sdpa_varlen"][0] == pytest.approx(out["sdpa"][0], rel=1e-5)
+    for k, g in out["sdpa"][1].items():
+        torch.testing.assert_close(out["sdpa_varlen"][1][k], g, rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_auto_attention_is_varlen_on_cpu_and_sdpa_on_gpu():
+    from curiosity_sft.training.kernels import resolve_attention
+
+    assert resolve_attention(SFTConfig(), torch.device("cpu")) == "sdpa_varlen"
+    assert resolve_attention(SFTConfig(), torch.device("cuda")) == "sdpa"
+    assert resolve_attention(SFTConfig(attn_implementation="eager"), torch.device("cpu")) == "eager"
+
+
+def test_varlen_attention_refuses_generation_with_a_cache(tok):
+    from curiosity_sft.models import load_model
+    from curiosity_sft.training.kernels import register_varlen_attention
+
+    register_varlen_attention()
+    model = load_model("smollm2-135m-instruct", hidden_dim=64, num_layers=2, seed=0, attn_implementation="sdpa_varlen")
+    with pytest.raises(RuntimeError, match="training forwards"):
+        model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=2, do_sample=False)
