@@ -201,3 +201,17 @@ def test_a_second_backward_through_the_chunked_head_fails_loudly():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="backward twice"):
         loss.backward()
+
+
+def test_a_zero3_partitioned_head_is_called_once_per_micro_batch():
+    """ZeRO-3 gathers the head's weight in a collective forward hook: chunk counts per rank would deadlock."""
+    head = torch.nn.Linear(8, 50, bias=False)
+    head.weight.ds_id = 0  # what DeepSpeed ZeRO-3 marks its partitioned parameters with
+    calls = []
+    head.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    h = torch.randn(30, 8, requires_grad=True)
+    t = torch.randint(0, 50, (30,))
+    loss = head_loss(head, h, t, rows=7)
+    loss.backward()
+    assert calls == [30]
+    torch.testing.assert_close(loss, _plain(head, h.detach(), t))

@@ -18,8 +18,9 @@ checkpointed chunk loop recomputes every chunk's logits in backward (a fourth he
 ``_ChunkedHeadLoss`` computes each chunk's gradient while its logits are at hand, in the forward
 pass, the way Liger's fused linear cross-entropy does, so the head costs the same three matmuls
 as the plain one and keeps only ``positions x hidden`` and ``vocabulary x hidden`` gradients.
-Heads that are not a plain ``nn.Linear`` (LoRA on the head, DeepSpeed ZeRO-3's partitioned
-weights, which only its module hooks gather) go through the checkpointed loop instead.
+Heads that are not a plain ``nn.Linear`` (LoRA on the head) go through the checkpointed loop
+instead. Under DeepSpeed ZeRO-3 the head stays whole and unchunked: its partitioned weight is
+gathered by a collective in the head's forward hook, so every rank must call it equally often.
 """
 
 from __future__ import annotations
@@ -152,15 +153,19 @@ def head_loss(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor
     weight = getattr(head, "weight", None)
     if weight is None:
         raise TypeError(f"output head {type(head).__name__} has no weight")
+    if hasattr(weight, "ds_id"):
+        # DeepSpeed ZeRO-3 gathers the weight in the head's forward hook, a collective: every rank must
+        # call the head equally often, and a rank's chunk count follows its own labelled positions
+        return F.cross_entropy(head(hidden).float(), targets, reduction="sum")
     trains_weight = torch.is_grad_enabled() and weight.requires_grad
     rows = rows or chunk_rows(weight.shape[0], weight.shape[1] if trains_weight else None)
-    if type(head) is torch.nn.Linear and not hasattr(weight, "ds_id"):
+    if type(head) is torch.nn.Linear:
         dtype = _compute_dtype(hidden.device, hidden.dtype)
         return _ChunkedHeadLoss.apply(hidden, head.weight, head.bias, targets, rows, dtype, torch.is_grad_enabled())
     if not torch.is_grad_enabled():
         return sum((_chunk_cross_entropy(head, hidden[s:s + rows], targets[s:s + rows])
                     for s in range(0, hidden.shape[0], rows)), hidden.new_zeros((), dtype=torch.float32))
-    # A wrapped head (LoRA on lm_head, ZeRO-3 hooks): recompute each chunk's logits in backward.
+    # A wrapped head (LoRA on lm_head): recompute each chunk's logits in backward.
     total = hidden.new_zeros((), dtype=torch.float32)
     for s in range(0, hidden.shape[0], rows):
         total = total + checkpoint(_chunk_cross_entropy, head, hidden[s:s + rows], targets[s:s + rows],
