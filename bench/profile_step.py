@@ -38,7 +38,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--attn", default="auto", help="attn_implementation (auto: sdpa_varlen on CPU)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", default=None, help="write the summary as JSON here")
     a = ap.parse_args()
@@ -53,7 +52,7 @@ def main() -> None:
     from curiosity_sft.training.step import StepRunner
 
     cfg = SFTConfig(peft_enable=False, batch_size=4, max_length=512, precision=a.precision, compile=a.compile,
-                    val_file=None, attn_implementation=a.attn)
+                    val_file=None)
     device = torch.device("cpu")
     amp = choose_precision(cfg, device).dtype
     tok = load_tokenizer(cfg.model_name)
@@ -87,7 +86,7 @@ def main() -> None:
     share = {g: sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys)) / total
              for g, keys in GROUPS.items()}
     share["other"] = 1.0 - sum(share.values())
-    summary = {"precision": a.precision, "compile": a.compile, "attn_implementation": a.attn, "seconds_per_step": wall,
+    summary = {"precision": a.precision, "compile": a.compile, "seconds_per_step": wall,
                "tokens_per_second": tokens / a.steps / wall,
                "minor_faults_per_step": (ru1.ru_minflt - ru0.ru_minflt) / a.steps,
                "system_seconds_per_step": (ru1.ru_stime - ru0.ru_stime) / a.steps,

@@ -55,9 +55,8 @@ class SFTConfig(BaseModel):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         "auto", description="auto: bf16 on GPUs that have it, else fp16 with loss scaling; on CPU bf16 only where "
                             "a measured bf16 matmul is clearly faster than fp32, else fp32")
-    attn_implementation: Literal["auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2"] = Field(
-        "auto", description="attention kernel: auto is sdpa_varlen (per packed example) on CPU, sdpa elsewhere; "
-                            "flash_attention_2 needs CUDA and flash-attn (packed rows run varlen)")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="attention kernel; flash_attention_2 needs CUDA and flash-attn (packed rows run varlen)")
     use_liger: bool = Field(False, description="Liger's Triton kernels for RMSNorm, RoPE and SwiGLU (CUDA only)")
     compile: bool = Field(False, description="torch.compile each decoder layer (off by default: see docs/PERFORMANCE.md)")
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights via bitsandbytes (CUDA only; needs peft_enable)")

@@ -67,12 +67,7 @@ from curiosity_sft.training.distributed import (
     shard,
 )
 from curiosity_sft.training.export import export_run
-from curiosity_sft.training.kernels import (
-    apply_liger,
-    check_kernel_options,
-    compile_layers,
-    resolve_attention,
-)
+from curiosity_sft.training.kernels import apply_liger, check_kernel_options, compile_layers
 from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
 from curiosity_sft.training.optimizer import build_adamw, optimizer_name
 from curiosity_sft.training.precision import choose_precision, pick_device, weight_dtype
@@ -248,13 +243,12 @@ def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None
 
 def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None) -> torch.nn.Module:
     """Fresh, pretrained or 4-bit base, with gradient checkpointing and LoRA as configured."""
-    attn = resolve_attention(cfg, device)
     if cfg.load_in_4bit:
         model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing,
-                                     attn_implementation=attn)
+                                     attn_implementation=cfg.attn_implementation)
     else:
         model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, seed=cfg.seed,
-                           dtype=weight_dtype(cfg, amp), attn_implementation=attn)
+                           dtype=weight_dtype(cfg, amp), attn_implementation=cfg.attn_implementation)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if cfg.peft_enable:
