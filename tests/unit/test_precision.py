@@ -44,7 +44,13 @@ def test_mfu_peak_is_the_rate_of_the_precision_trained_in():
     assert FAST_BF16.rate_of(torch.bfloat16) == 882e9 and FAST_BF16.rate_of(None) == 188e9
 
 
-def test_rates_are_measured_once_per_machine_then_cached(tmp_path, monkeypatch):
+@pytest.fixture
+def quiet(monkeypatch):
+    """A machine with nothing else running (the cache only keeps measurements taken on one)."""
+    monkeypatch.setattr(prec.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+
+
+def test_rates_are_measured_once_per_machine_then_cached(tmp_path, monkeypatch, quiet):
     calls = []
 
     def measure() -> MatmulRates:
@@ -61,7 +67,13 @@ def test_rates_are_measured_once_per_machine_then_cached(tmp_path, monkeypatch):
     assert len(calls) == 2 and len(json.loads((tmp_path / prec.CACHE_FILE).read_text())) == 2
 
 
-def test_a_damaged_cache_is_measured_again(tmp_path):
+def test_a_measurement_on_a_busy_machine_is_used_but_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(prec.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    assert cpu_rates(tmp_path, lambda: SLOW_BF16).bf16_gflops == SLOW_BF16.bf16_gflops
+    assert not (tmp_path / prec.CACHE_FILE).exists()
+
+
+def test_a_damaged_cache_is_measured_again(tmp_path, quiet):
     (tmp_path / prec.CACHE_FILE).write_text("{not json")
     assert cpu_rates(tmp_path, lambda: SLOW_BF16).source == "measured"
     assert cpu_rates(tmp_path, lambda: FAST_BF16).bf16_gflops == SLOW_BF16.bf16_gflops  # now cached

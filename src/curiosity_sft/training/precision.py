@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -108,13 +109,19 @@ def machine_key() -> str:
 
 
 def measure_rates() -> MatmulRates:
-    """Time fp32 and bf16 matmuls (about a second). Draws from its own generator, never the global one."""
+    """Time fp32 and bf16 matmuls (about a second). Draws from its own generator, never the global one.
+
+    Each rate is the best of two timings, the one least disturbed by other work on the machine.
+    """
     from curiosity_sft.training.telemetry import measure_matmul_flops
 
-    fp32 = measure_matmul_flops(PROBE_SIZE, PROBE_SECONDS, torch.float32)
+    def best(n: int, seconds: float, dtype: torch.dtype) -> float:
+        return max(measure_matmul_flops(n, seconds / 2, dtype) for _ in range(2))
+
+    fp32 = best(PROBE_SIZE, PROBE_SECONDS, torch.float32)
     # Without bf16 units one 1024^3 bf16 matmul takes seconds; a small one shows that quickly.
-    small = measure_matmul_flops(256, 0.05, torch.bfloat16)
-    bf16 = measure_matmul_flops(PROBE_SIZE, PROBE_SECONDS, torch.bfloat16) if small > fp32 / 20 else small
+    small = best(256, 0.1, torch.bfloat16)
+    bf16 = best(PROBE_SIZE, PROBE_SECONDS, torch.bfloat16) if small > fp32 / 20 else small
     return MatmulRates(fp32 / 1e9, bf16 / 1e9, torch.get_num_threads())
 
 
@@ -134,8 +141,12 @@ def cpu_rates(cache_dir: Path | None = None, measure: Callable[[], MatmulRates] 
     if key in known:
         r = known[key]
         return MatmulRates(float(r["fp32_gflops"]), float(r["bf16_gflops"]), int(r["threads"]), source=str(path))
+    load = os.getloadavg()[0]
     rates = measure()
-    known[key] = {**asdict(rates), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if load > (os.cpu_count() or 1):  # other work was running: good enough for this run, not for every later one
+        log.warning("matmul rates measured on a busy machine (load %.1f): used for this run, not cached", load)
+        return rates
+    known[key] = {**asdict(rates), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "load": round(load, 2)}
     del known[key]["source"]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
