@@ -126,8 +126,8 @@ def estimate(arch: Architecture, s: Setting, seq_len: int, *, cuda: bool = True,
 def head_bytes(arch: Architecture, trained: float, trains_head: bool, cuda: bool) -> float:
     """What the vocabulary head adds at the end of the forward pass (training/loss.py's chunked head).
 
-    One chunk of logits and its temporaries (CPU: fp32 logits and log-sum-exp's exponentials; CUDA:
-    the bf16 matmul output, its fp32 copy, the exponentials and the bf16 gradient tile), plus the
+    One chunk of logits and its temporaries (fp32 logits and torch.logsumexp's two temporaries; on
+    CUDA the bf16 matmul output and the bf16 gradient tile fit in the same 12 bytes), plus the
     fp32 gradient of the trained positions' hidden states, which the head computes in forward,
     and on CUDA the head weight's bf16 copy. The head's weight gradient (a full fine-tune) is counted as ``first_gradients``. All the
     trained positions' logits, log-softmax and gradient (12-14 bytes x positions x vocabulary,
@@ -135,7 +135,7 @@ def head_bytes(arch: Architecture, trained: float, trains_head: bool, cuda: bool
     """
     rows = min(trained, chunk_rows(arch.vocab_size, arch.hidden_size if trains_head else None))
     weight_copy = 2.0 * arch.vocab_size * arch.hidden_size if cuda else 0.0  # the head weight cast to bf16
-    return rows * arch.vocab_size * (12.0 if cuda else 8.0) + trained * arch.hidden_size * 4.0 + weight_copy
+    return rows * arch.vocab_size * 12.0 + trained * arch.hidden_size * 4.0 + weight_copy
 
 
 METHOD_ORDER: tuple[Method, ...] = ("full", "lora", "qlora")
