@@ -240,7 +240,7 @@ def table(results: dict[str, Any]) -> str:
                      f"{100 * v['mfu_median']:.0f}% | {v['peak_rss_gib_median']:.2f} |")
     g = s["goal"]
     m = results["matmul_gflops"]
-    lines += ["", f"Matmul rates measured at the start ({results['threads']} threads, {m['size']}^2): fp32 "
+    lines += ["", f"Matmul rates ({m.get('when', 'at the start')}; {results['threads']} threads, {m['size']}^2): fp32 "
               f"{m['fp32']:.0f} GFLOP/s, bf16 {m['bf16']:.0f} GFLOP/s. Load average: {results['load_start']} at "
               f"the start, {results['load_end']} at the end; per run in the JSON."]
     if "speedup" in g:
