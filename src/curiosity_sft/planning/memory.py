@@ -135,7 +135,11 @@ def head_bytes(arch: Architecture, trained: float, trains_head: bool, cuda: bool
     """
     rows = min(trained, chunk_rows(arch.vocab_size, arch.hidden_size if trains_head else None))
     weight_copy = 2.0 * arch.vocab_size * arch.hidden_size if cuda else 0.0  # the head weight cast to bf16
-    return rows * arch.vocab_size * 12.0 + trained * arch.hidden_size * 4.0 + weight_copy
+    # bytes per chunk element: fp32 logits and torch.logsumexp's temporaries; a frozen head on CPU
+    # measured 8 (planning/measure.py's LoRA probes), a trained one 12 (its first weight-gradient
+    # product is allocated while the chunk is alive)
+    per = 12.0 if cuda or trains_head else 8.0
+    return rows * arch.vocab_size * per + trained * arch.hidden_size * 4.0 + weight_copy
 
 
 METHOD_ORDER: tuple[Method, ...] = ("full", "lora", "qlora")
