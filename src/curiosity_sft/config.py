@@ -86,10 +86,15 @@ class SFTConfig(BaseModel):
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     lora_target_modules: str | list[str] = Field("all-linear", description="modules LoRA wraps")
     fp16: bool = Field(False, description="fp16 mixed precision (GPU only; ignored with a warning on CPU)")
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU only; ignored with a warning on CPU)")
+    bf16: bool = Field(False, description="bf16 mixed precision (read as precision: bf16; honoured on CPU too)")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
-        "auto", description="auto: bf16 on GPUs that have it, else fp16 with loss scaling; fp32 on CPU")
+        "auto", description="auto: bf16 on GPUs that have it, else fp16 with loss scaling; on CPU bf16 only where "
+                            "a measured bf16 matmul is clearly faster than fp32, else fp32")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="attention kernel; flash_attention_2 needs CUDA and flash-attn (packed rows run varlen)")
+    use_liger: bool = Field(False, description="Liger's Triton kernels for RMSNorm, RoPE and SwiGLU (CUDA only)")
+    compile: bool = Field(False, description="torch.compile each decoder layer (off by default: see docs/PERFORMANCE.md)")
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights via bitsandbytes (CUDA only; needs peft_enable)")
     merge_lora: bool = Field(True, description="write hf_model/ with the LoRA merged into the base on export")
     max_nonfinite_steps: int = Field(5, gt=0, description="stop after this many non-finite steps in a row")

@@ -67,8 +67,10 @@ from curiosity_sft.training.distributed import (
     shard,
 )
 from curiosity_sft.training.export import export_run
+from curiosity_sft.training.kernels import apply_liger, check_kernel_options, compile_layers
 from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
-from curiosity_sft.training.precision import autocast_dtype, pick_device, weight_dtype
+from curiosity_sft.training.optimizer import build_adamw, optimizer_name
+from curiosity_sft.training.precision import choose_precision, pick_device, weight_dtype
 from curiosity_sft.training.step import DataParallel, StepRunner
 from curiosity_sft.training.telemetry import MetricsSink, memory_metrics, model_flops, peak_flops
 from curiosity_sft.training.zero import (
@@ -76,7 +78,6 @@ from curiosity_sft.training.zero import (
     EngineStepRunner,
     engine_config,
     launcher_config,
-    offloads_optimizer,
     start_engine,
 )
 
@@ -237,18 +238,23 @@ def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None
 def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None) -> torch.nn.Module:
     """Fresh, pretrained or 4-bit base, with gradient checkpointing and LoRA as configured."""
     if cfg.load_in_4bit:
-        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing)
+        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing,
+                                     attn_implementation=cfg.attn_implementation)
     else:
         model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, seed=cfg.seed,
-                           dtype=weight_dtype(cfg, amp))
+                           dtype=weight_dtype(cfg, amp), attn_implementation=cfg.attn_implementation)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if cfg.peft_enable:
                 model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grads
+    if cfg.use_liger:
+        apply_liger(model)
     if cfg.peft_enable:
         model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     if not cfg.load_in_4bit:
         model.to(device)
+    if cfg.compile:
+        log.info("torch.compile: %d decoder layers", compile_layers(backbone_and_head(model)[0]))
     model.train()
     return model
 
@@ -301,7 +307,10 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
                   keep_global_batch: bool) -> TrainResult:
     torch.manual_seed(cfg.seed)
     device = world.device
-    amp = autocast_dtype(cfg, device)
+    check_kernel_options(cfg, device)
+    precision = world.from_main(lambda: choose_precision(cfg, device))  # one probe, not one per process
+    amp = precision.dtype
+    log.info("precision: %s", precision.describe())
     ckpt: Path | None = None
     state: dict[str, Any] = {}
     if resume_from is not None:
@@ -345,11 +354,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
     engine, ds_config = None, None
     if zero:
         ds_config = engine_config(launcher_config(), cfg, accum, world.size, base_config.hidden_size, amp)
-    # Fused where the step runs on a GPU or in ZeRO-Offload's CPU RAM (there 5x faster than foreach,
-    # bench/bench_cpu_adam.py); plain CPU runs keep foreach, the setting their figures were measured with.
-    fused = device.type == "cuda" or (ds_config is not None and offloads_optimizer(ds_config))
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  fused=fused, foreach=None if fused else True)
+    optimizer = build_adamw(params, cfg.learning_rate, cfg.weight_decay)
+    log.info("optimizer: %s", optimizer_name(optimizer))
     if ds_config is not None:
         engine = start_engine(objective, optimizer, ds_config)
         forward = engine
@@ -387,7 +393,8 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
     sink = MetricsSink(out, step) if world.is_main else None
-    peak = peak_flops(device)
+    # MFU against the matmul rate of the precision trained in (CPU: the probe's), not always fp32's
+    peak = precision.rates.rate_of(amp) if precision.rates is not None else peak_flops(device)
     context = sum(len(e.input_ids) ** 2 for e in train_enc) / max(1, sum(len(e.input_ids) for e in train_enc))
 
     log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %s, %d examples, packing %s",
@@ -490,6 +497,7 @@ def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progr
         "train_examples": len(train_enc), "val_examples": len(val_enc), "world_size": world.size,
         "global_batch": global_batch, "config": cfg.model_dump(),
         "data_manifest_sha256": _data_manifest_hash(cfg), "metrics": _final_metrics(out),
+        "precision": precision.record(), "optimizer": optimizer_name(optimizer),
         "versions": _versions(),
     })
     return TrainResult(out, step, last_loss, eval_loss)

@@ -2,8 +2,9 @@
 
 MFU follows the PaLM appendix B convention: model FLOPs per token are ``6 * N`` (forward and
 backward over every non-embedding weight) plus ``12 * L * d * T`` for attention over a context of
-``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base); the peak is a table value for known GPUs and, on CPU, the fp32
-matmul rate measured once at start-up, since CPUs have no spec sheet number worth trusting.
+``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base); the peak is a table value for known GPUs and, on CPU, the
+measured matmul rate of the precision the run trains in (training/precision.py's cached probe),
+since CPUs have no spec sheet number worth trusting.
 """
 
 from __future__ import annotations
