@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from curiosity_sft.data.data_config import DataConfig
 from curiosity_sft.data.filters import (
     BOILERPLATE_PROMPTS,
     NgramIndex,
     contaminated,
+    content,
     exact_duplicates,
+    jaccard,
     near_duplicates,
+    shingles,
 )
 from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
@@ -36,6 +42,30 @@ def test_near_duplicates_catch_a_one_word_edit_but_not_a_new_story():
     other = ex(" ".join(reversed(STORY.split())))
     v = near_duplicates([base, edited, other], threshold=0.5)  # true Jaccard of the edit: 29/39
     assert list(v) == [1] and v[1].reason == "near_duplicate" and v[1].detail == base.id
+
+
+def test_near_duplicate_recall_at_the_production_threshold():
+    """Issue 12, item 3: pairs of known Jaccard (a block of k words replaced in texts of unique words)."""
+    threshold = DataConfig().near_dup_threshold
+    assert threshold == 0.9
+    rng = random.Random(0)
+    pool, known = [], []
+    for length in (150, 250, 400):
+        for k in range(1, 41):
+            for _ in range(4):
+                words = [f"w{rng.randrange(10**12)}" for _ in range(length)]
+                at = rng.randrange(length - k)
+                copy = words[:at] + [f"x{rng.randrange(10**12)}" for _ in range(k)] + words[at + k:]
+                a, b = ex(" ".join(words), "same"), ex(" ".join(copy), "same")
+                known.append(jaccard(set(shingles(content(a))), set(shingles(content(b)))))
+                pool += [a, b]
+    removed = {i // 2 for i in near_duplicates(pool, threshold)}
+    high = [p for p, j in enumerate(known) if j >= threshold + 0.03]
+    assert len(high) >= 50, len(high)  # enough pairs for the recall figure to mean something
+    recall = sum(p in removed for p in high) / len(high)
+    assert recall >= 0.95, recall
+    assert not [p for p in removed if known[p] < threshold - 0.05]
+    assert all(known[p] >= threshold for p in removed)  # exact confirmation: nothing below the threshold
 
 
 def test_near_duplicates_with_different_answers_are_different_problems():
