@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
+import stat
 import subprocess
 import sys
 import tarfile
@@ -13,8 +15,10 @@ import tarfile
 import pytest
 
 from curiosity_sft.cli import main
+from curiosity_sft.config import SFTConfig
 from curiosity_sft.data.prepare import prepare
 from curiosity_sft.errors import ConfigError
+from curiosity_sft.io import written_by
 
 LEAK = "A train leaves the station at 3 pm going 60 miles per hour toward a city that is 180 miles away"
 
@@ -147,7 +151,7 @@ def test_decontaminate_against_an_extra_eval_file(raw, tmp_path, capsys):
     # an evaluation set with prompts only (no answers) works too
     evals.write_text(jsonl([{"prompt": "All cats number 4 are animals. Is cat 4 an animal? Reply now", "id": 1}]))
     assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none",
-                 "--decontaminate", str(evals), "--ngram", "8"]) == 0
+                 "--decontaminate", str(evals), "--ngram", "8", "--overwrite"]) == 0
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["decontamination"]["dropped"]["logic"] == 1
 
@@ -214,14 +218,15 @@ def test_on_error_skip_counts_bad_records(raw, tmp_path, caplog):
     assert m["skipped_records"] == {str(raw / "gsm8k" / "train.jsonl"): 2}
     assert "skipped 2 bad records" in caplog.text
     (raw / "empty.jsonl").write_bytes(b"")  # a whole bad file is skipped and counted too
-    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none", "--on-error", "skip"]) == 0
+    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none", "--on-error", "skip",
+                 "--overwrite"]) == 0
     assert json.loads((out / "manifest.json").read_text())["skipped_records"][str(raw / "empty.jsonl")] == 1
 
 
 def test_output_inside_the_input_folder_is_not_read_back(raw, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = prepare("raw", "raw/prepared", show_progress=False, model="none")
-    second = prepare("raw", "raw/prepared", show_progress=False, model="none")
+    second = prepare("raw", "raw/prepared", show_progress=False, model="none", overwrite=True)
     assert second.manifest["inputs"] == first.manifest["inputs"]
 
 
@@ -231,7 +236,7 @@ def test_failed_run_keeps_the_previous_output(raw, tmp_path):
     before = (out / "train.jsonl").read_bytes()
     (raw / "broken.jsonl").write_text("{oops\n")
     with pytest.raises(Exception, match="malformed JSON"):
-        prepare(raw, out, show_progress=False, model="none")
+        prepare(raw, out, show_progress=False, model="none", overwrite=True)
     assert (out / "train.jsonl").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
 
@@ -257,3 +262,121 @@ def test_math_release_folder_is_one_input_per_subject_and_split(tmp_path):
     assert [(i["path"], i["split"]) for i in r.manifest["inputs"]] == [("MATH/test/algebra/", "test"),
                                                                       ("MATH/train/algebra/", "train")]
     assert r.counts["train"] == {"math": 2} and r.counts["test"] == {"math": 2}
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    """``curiosity-sft prepare ...`` in process: (exit code, stderr)."""
+    code = main(["prepare", *map(str, argv)])
+    return code, capsys.readouterr().err
+
+
+def one_line_error(err: str, fragment: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_a_foreign_file_in_the_output_folder_is_never_deleted(raw, tmp_path, capsys):
+    """Issue 12, item 1: a user's folder is refused (with or without --overwrite), and stays as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none", *extra)
+        assert code == 2
+        one_line_error(err, "not empty and was not written by `curiosity-sft prepare`")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+
+
+def test_only_our_own_output_is_replaced_and_only_with_overwrite(raw, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "--input", raw, "--output", out, "--model", "none")[0] == 0
+    assert written_by(out) == "prepare"
+    assert json.loads((out / "manifest.json").read_text())["written_by"]["command"] == "prepare"
+    code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none")
+    assert code == 2
+    one_line_error(err, "pass --overwrite")
+    assert run_cli(capsys, "--input", raw, "--output", out, "--model", "none", "--overwrite")[0] == 0
+    (out / "my_notes.md").write_text("mine")  # a file the user added to our output since
+    code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none", "--overwrite")
+    assert code == 2
+    one_line_error(err, "also holds my_notes.md, which prepare did not write")
+    assert (out / "my_notes.md").read_text() == "mine" and (out / "train.jsonl").exists()
+
+
+def test_an_input_inside_the_output_folder_is_an_error_that_says_so(raw, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "--input", raw, "--output", out, "--model", "none")[0] == 0
+    inner = out / "raw"
+    raw.rename(inner)  # the user keeps their raw data inside the output folder
+    code, err = run_cli(capsys, "--input", inner, "--output", out, "--model", "none", "--overwrite")
+    assert code == 2
+    one_line_error(err, "is inside the output folder")
+    assert (inner / "gsm8k" / "train.jsonl").exists()
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(jsonl([gsm("What is 2+2?", 4)]))
+    inner.rename(raw)
+    evals.rename(out / "evals.jsonl")
+    code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none", "--overwrite",
+                        "--decontaminate", out / "evals.jsonl")
+    assert code == 2
+    one_line_error(err, "is inside the output folder")
+    assert (out / "evals.jsonl").exists()
+
+
+def test_output_naming_a_file_or_the_current_folder_is_one_line(raw, tmp_path, capsys, monkeypatch):
+    target = tmp_path / "train.jsonl"
+    target.write_text("keep me\n")
+    code, err = run_cli(capsys, "--input", raw, "--output", target, "--model", "none")
+    assert code == 2
+    one_line_error(err, "names a file, not a folder")
+    assert target.read_text() == "keep me\n"
+    monkeypatch.chdir(raw)
+    for here in (".", "./", ".."):
+        code, err = run_cli(capsys, "--input", raw, "--output", here, "--model", "none", "--overwrite")
+        assert code == 2
+        one_line_error(err, "is the current folder or one of its parents")
+    assert sorted(p.name for p in raw.iterdir()) == ["MATH.tar.gz", "gsm8k", "puzzles"]
+
+
+def test_output_folder_gets_the_permissions_of_the_umask(raw, tmp_path):
+    """Issue 12, item 2: ``mkdtemp`` made the published folder 0700."""
+    old = os.umask(0o022)
+    try:
+        prepare(raw, tmp_path / "out", show_progress=False, model="none")
+    finally:
+        os.umask(old)
+    assert oct(stat.S_IMODE((tmp_path / "out").stat().st_mode)) == oct(0o755)
+    assert oct(stat.S_IMODE((tmp_path / "out" / "train.jsonl").stat().st_mode)) == oct(0o644)
+
+
+def test_max_length_and_tokenizer_have_one_default_the_training_configs(raw, tmp_path, capsys, caplog):
+    """One source for shared settings: flag > data config > --config/--set > SFTConfig's default."""
+    caplog.set_level(logging.INFO, logger="curiosity_sft")
+    def settings(*argv):
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        assert run_cli(capsys, "--input", raw, "--output", out, *argv)[0] == 0
+        m = json.loads((out / "manifest.json").read_text())
+        return m["config"]["max_length"], m["config"]["model"], m["settings_from"]
+
+    train_cfg = tmp_path / "train.yaml"
+    train_cfg.write_text("max_length: 300\nmodel_name: smollm2-135m-instruct\n")
+    length, model, origin = settings("--model", "none")
+    assert length == SFTConfig().max_length and origin["max_length"] == "training default (SFTConfig.max_length)"
+    length, model, origin = settings("--config", train_cfg)
+    assert (length, model) == (300, "smollm2-135m-instruct")
+    assert origin == {"max_length": f"training config {train_cfg}", "model": f"training config {train_cfg}"}
+    assert f"max_length 300 from training config {train_cfg}" in caplog.text
+    length, _, origin = settings("--config", train_cfg, "--set", "max_length=200", "--model", "none")
+    assert length == 200 and origin["max_length"] == f"training config {train_cfg} --set max_length=200"
+    assert origin["model"] == "--model"
+    length, _, origin = settings("--config", train_cfg, "--max-length", "100", "--model", "none")
+    assert length == 100 and origin["max_length"] == "--max-length"
+    data_cfg = tmp_path / "data.yaml"
+    data_cfg.write_text("max_length: 400\nmodel: null\n")
+    length, model, origin = settings("--config", train_cfg, "--data-config", data_cfg)
+    assert (length, model) == (400, None) and origin["max_length"] == f"data config {data_cfg}"
+    assert "max_length 400 is above the training config's 300" in caplog.text
+    code, err = run_cli(capsys, "--input", raw, "--output", tmp_path / "x", "--config", train_cfg, "--set", "max_lenght=9")
+    assert code == 2
+    one_line_error(err, "unknown key `max_lenght`")

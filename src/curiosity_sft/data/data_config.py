@@ -15,7 +15,7 @@ sources:
   - name: stories
     paths: [children_books]
     format: books                 # force a format instead of detecting it
-max_length: 1024
+max_length: 2048                  # default: the training config's (prepare --config)
 overflow: drop                    # or truncate
 decontaminate: [evals/aime.jsonl]
 ```
@@ -30,8 +30,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from curiosity_sft.config import read_yaml_mapping
+from curiosity_sft.config import SFTConfig, read_yaml_mapping
 from curiosity_sft.errors import ConfigError
+
+# The settings ``prepare`` shares with training have one default each: the training config's.
+# (``prepare --config`` takes them from a training config instead; see ``prepare.resolve_config``.)
+SHARED_WITH_TRAINING = {"max_length": "max_length", "model": "model_name"}
 
 Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic"]
 
@@ -60,8 +64,10 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[SourceSpec] = Field(default_factory=list, description="empty: every file under --input")
-    model: str | None = Field("smollm2-135m-instruct", description="tokenizer for length accounting (null: none)")
-    max_length: int = Field(1024, gt=16, description="tokens per example, chat template included")
+    model: str | None = Field(SFTConfig.model_fields["model_name"].default,
+                              description="tokenizer for length accounting (null: none); default: the training config's model_name")
+    max_length: int = Field(SFTConfig.model_fields["max_length"].default, gt=16,
+                            description="tokens per example, chat template included; default: the training config's")
     overflow: Literal["drop", "truncate"] = Field("drop", description="what to do with longer examples")
     decontaminate: list[str] = Field(default_factory=list, description="extra evaluation files to decontaminate against")
     decontaminate_test_splits: bool = Field(True, description="also decontaminate against the test splits in the input")

@@ -11,9 +11,9 @@ hashes and every sample is seeded, so the same inputs and seed give byte-identic
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import shutil
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from rich.progress import Progress
 
 from curiosity_sft import __version__
-from curiosity_sft.data.data_config import DataConfig, explain, load_data_config
+from curiosity_sft.config import SFTConfig, load_config
+from curiosity_sft.data.data_config import SHARED_WITH_TRAINING, DataConfig, explain, load_data_config
 from curiosity_sft.data.eval_sets import eval_index
 from curiosity_sft.data.filters import (
     NgramIndex,
@@ -40,11 +41,21 @@ from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, is_archive, read_source
 from curiosity_sft.data.sources.options import SourceOptions
-from curiosity_sft.errors import ConfigError, DataError
-from curiosity_sft.io import atomic_write_json, publish_dir
+from curiosity_sft.errors import ConfigError, DataError, UserError
+from curiosity_sft.io import (
+    MANIFEST,
+    atomic_write_json,
+    check_output_dir,
+    ownership,
+    publish_dir,
+    staging_dir,
+)
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_ROOM = 64  # tokens a chat template adds around a book continuation (SmolLM2: ~35)
 TOKENIZE_BATCH = 2048  # big enough for the fast tokenizer's batch speed, small enough for a live progress bar
+OUTPUT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "dropped.jsonl", MANIFEST)
 STAGES = ("read", "exact_duplicate", "near_duplicate", "contaminated", "too_long", "truncated", "capped")
 
 
@@ -124,20 +135,51 @@ def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str,
     return {s: {"examples": len(v), **percentiles(v)} for s, v in sorted(groups.items())}
 
 
-def resolve_config(data_config: str | Path | DataConfig | None, val_ratio: float, **overrides: Any) -> DataConfig:
-    """The data config with the command-line options that were given applied on top."""
+def resolve_config(data_config: str | Path | DataConfig | None, val_ratio: float, train: SFTConfig | None = None,
+                   train_where: str = "", **overrides: Any) -> tuple[DataConfig, dict[str, str]]:
+    """The data config with the command-line options applied on top, and where each setting
+    shared with training (``max_length``, the tokenizer) came from.
+
+    Those settings have one default, the training config's: a command-line flag wins, then a key
+    the data config sets, then the training config given with ``--config``/``--set``, then
+    ``SFTConfig``'s default. Examples that fit prepare's ``max_length`` but not training's would
+    otherwise be dropped again, silently, at training time.
+    """
     cfg = data_config if isinstance(data_config, DataConfig) else load_data_config(data_config)
     updates = {k: v for k, v in overrides.items() if v is not None and k not in ("model", "decontaminate")}
     if overrides.get("model") is not None:
         updates["model"] = None if overrides["model"].lower() == "none" else overrides["model"]
     updates["decontaminate"] = [*cfg.decontaminate, *map(str, overrides.get("decontaminate") or ())]
+    origin = {}
+    for key, train_key in SHARED_WITH_TRAINING.items():
+        if overrides.get(key) is not None:
+            origin[key] = f"--{key.replace('_', '-')}"
+        elif key in cfg.model_fields_set:
+            origin[key] = f"data config {data_config}" if not isinstance(data_config, DataConfig) else "data config"
+        elif train is not None:
+            updates[key] = getattr(train, train_key)
+            origin[key] = f"training config {train_where}"
+        else:
+            origin[key] = f"training default (SFTConfig.{train_key})"
     try:
         cfg = DataConfig(**{**cfg.model_dump(), **updates})
     except ValidationError as e:
         raise explain(e, Path("<command line>"), None) from None
     if not 0 <= val_ratio < 1:
         raise ConfigError(f"--val-ratio must be in [0, 1), got {val_ratio}", where="<command line>")
-    return cfg
+    return cfg, origin
+
+
+def check_output(output_dir: str | Path, overwrite: bool, inputs: Sequence[str | Path]) -> Path:
+    """``check_output_dir`` for ``prepare``, plus: an earlier output that has since gained files of
+    the user's is refused even with ``--overwrite``, since replacing the folder would delete them."""
+    out = check_output_dir(output_dir, "prepare", overwrite=overwrite, inputs=inputs)
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES) if out.is_dir() else []
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise UserError(f"this `prepare` output also holds {', '.join(foreign[:3])}{more}, which prepare did not write",
+                        where=output_dir, fix="move them out of the folder first; nothing was changed")
+    return out
 
 
 @dataclass
@@ -193,8 +235,7 @@ def filter_pool(pool: list[Example], n_test: int, cfg: DataConfig, index: NgramI
 def write_outputs(out: Path, splits: dict[str, list[Example]], dropped: list[dict[str, Any]],
                   manifest: dict[str, Any]) -> None:
     """Write everything into a temporary sibling folder, then move it into place in one step."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    tmp = staging_dir(out)
     try:
         for name, exs in splits.items():
             if exs or name != "test":
@@ -211,14 +252,32 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
             show_progress: bool = True, *, data_config: str | Path | DataConfig | None = None,
             on_error: OnError = "fail", max_length: int | None = None, model: str | None = None,
             decontaminate: Sequence[str | Path] = (), ngram: int | None = None,
-            overflow: str | None = None) -> PrepareResult:
+            overflow: str | None = None, overwrite: bool = False, train_config: str | Path | None = None,
+            train_overrides: Sequence[str] = ()) -> PrepareResult:
     """Prepare ``input_dir`` into ``output_dir``. Keyword options override the data config's;
-    ``model="none"`` (or ``model: null`` in the config) skips tokenization and estimates lengths."""
-    cfg = resolve_config(data_config, val_ratio, max_length=max_length, model=model, decontaminate=decontaminate,
-                         ngram=ngram, overflow=overflow)
-    inp, out = Path(input_dir), Path(output_dir)
+    ``model="none"`` (or ``model: null`` in the config) skips tokenization and estimates lengths.
+    ``train_config``/``train_overrides`` (``--config``/``--set``, read as ``train`` reads them) give
+    ``max_length`` and the tokenizer where neither a flag nor the data config does.
+
+    ``output_dir`` is checked before any data is read: it must be new, empty, or (with
+    ``overwrite``) an earlier ``prepare`` output holding only what prepare writes.
+    """
+    train_cfg = load_config(train_config, list(train_overrides)) if train_config is not None or train_overrides else None
+    train_where = " ".join([str(train_config or "<defaults>"), *(f"--set {o}" for o in train_overrides)])
+    cfg, origin = resolve_config(data_config, val_ratio, train_cfg, train_where, max_length=max_length, model=model,
+                                 decontaminate=decontaminate, ngram=ngram, overflow=overflow)
+    inp = Path(input_dir)
+    root = inp if inp.is_dir() else inp.parent
+    named = [inp, *cfg.decontaminate, *(root / p for spec in cfg.sources for p in spec.paths),
+             *(p for p in (data_config, train_config) if isinstance(p, str | Path))]
+    out = check_output(output_dir, overwrite, named)
+    log.info("max_length %d from %s; tokenizer %s from %s", cfg.max_length, origin["max_length"],
+             cfg.model or "none (characters / 4)", origin["model"])
+    if train_cfg is not None and cfg.max_length > train_cfg.max_length:
+        log.warning("max_length %d is above the training config's %d: training will drop the examples in between",
+                    cfg.max_length, train_cfg.max_length)
     bad = BadRecords(on_error)
-    inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
+    inputs = find_inputs(inp, cfg, skip=out if out.exists() else None)
     if cfg.model is None:
         counter = LengthCounter(None)
     else:
@@ -263,8 +322,10 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
     dropped = [{"id": pool[i].id, "source": pool[i].source, "reason": v.reason, "detail": v.detail}
                for i, v in sorted(f.verdicts.items(), key=lambda kv: (kv[1].reason, pool[kv[0]].id))]
     manifest = {
+        **ownership("prepare"),
         "code_version": code_version(),
         "config": {**cfg.model_dump(), "val_ratio": val_ratio, "seed": seed, "on_error": on_error},
+        "settings_from": origin,
         "inputs": input_rows,
         "counts": counts,
         "filters": table,
