@@ -380,3 +380,63 @@ def test_max_length_and_tokenizer_have_one_default_the_training_configs(raw, tmp
     code, err = run_cli(capsys, "--input", raw, "--output", tmp_path / "x", "--config", train_cfg, "--set", "max_lenght=9")
     assert code == 2
     one_line_error(err, "unknown key `max_lenght`")
+
+
+def book_text(chapters: int = 6, paragraphs: int = 8) -> str:
+    words = ("fox", "owl", "river", "lantern", "hill", "garden", "moon", "boat", "bread", "kite", "drum", "well")
+    out = []
+    for c in range(chapters):
+        out.append(f"CHAPTER {c + 1}. The {words[c % len(words)]}")
+        for p in range(paragraphs):
+            w = [words[(c * 7 + p * 3 + i) % len(words)] for i in range(6)]
+            out.append(f"In chapter {c + 1}, part {p + 1}, the children found a {w[0]} near the {w[1]} and carried it "
+                       f"past the {w[2]} and the {w[3]} until the {w[4]} and the {w[5]} were far behind them at last.")
+    return "\n\n".join(out) + "\n"
+
+
+def test_both_examples_of_a_book_passage_land_in_the_same_split(tmp_path):
+    """Issue 12, item 5: a passage's text example and its "continue the story" chat were split independently."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "my_book.txt").write_text(book_text())
+    r = prepare(raw, tmp_path / "out", val_ratio=0.3, seed=0, show_progress=False, model="none", max_length=200)
+    rows = {name: read_jsonl(tmp_path / "out" / f"{name}.jsonl") for name in ("train", "val")}
+    groups = {name: {e["meta"]["split_group"] for e in exs} for name, exs in rows.items()}
+    kinds = {e["meta"]["kind"] for e in rows["val"]}
+    assert kinds == {"passage", "continuation"} and len(groups["val"]) >= 4
+    assert not groups["train"] & groups["val"]
+    assert r.counts["val"]["books"] == pytest.approx(0.3 * (r.counts["val"]["books"] + r.counts["train"]["books"]),
+                                                     abs=2)
+
+
+def test_validation_files_go_to_val_and_every_file_is_accounted_for(raw, tmp_path, caplog):
+    """Issue 12, item 6: files named val*/dev*/validation* were trained on."""
+    caplog.set_level(logging.INFO, logger="curiosity_sft")
+    dev = [gsm(f"Ann has {i} red kites and {i + 2} blue kites at the park today. How many kites does she have?", 2 * i + 2)
+           for i in range(5)]
+    (raw / "gsm8k" / "dev.jsonl").write_text(jsonl(dev))
+    train = (raw / "gsm8k" / "train.jsonl").read_text()
+    (raw / "gsm8k" / "train.jsonl").write_text(train + jsonl([dev[0]]))  # a dev problem repeated in train
+    (raw / "puzzles" / "logic_validation.jsonl").write_text(jsonl(
+        [{"task": "syllogism", "question": "All owls number 1 are birds. Is owl 1 a bird?", "answer": "Yes"}]))
+    (raw / "puzzles" / "devices.jsonl").write_text(jsonl(  # `dev` only as a word of the name
+        [{"task": "syllogism", "question": "All phones are devices. Is a phone a device?", "answer": "Yes"}]))
+    r = prepare(raw, tmp_path / "out", val_ratio=0.2, seed=1, show_progress=False, model="none")
+    m = r.manifest
+    rows = {i["path"]: i for i in m["inputs"]}
+    assert rows["gsm8k/dev.jsonl"]["split"] == "val" and "dev.jsonl" in rows["gsm8k/dev.jsonl"]["split_reason"]
+    assert rows["puzzles/logic_validation.jsonl"]["split"] == "val"
+    assert rows["puzzles/devices.jsonl"]["split"] == "train" and rows["gsm8k/test.jsonl"]["split"] == "test"
+    assert all(i["split_reason"] for i in m["inputs"])
+    val = read_jsonl(tmp_path / "out" / "val.jsonl")
+    gsm_val = {e["messages"][0]["content"] for e in val if e["source"] == "gsm8k"}
+    assert gsm_val == {d["question"] for d in dev}  # exactly the dev file: no random split on top
+    trained = read_jsonl(tmp_path / "out" / "train.jsonl")
+    assert not gsm_val & {e["messages"][0]["content"] for e in trained}
+    assert m["filters"]["gsm8k"]["exact_duplicate"] == 2  # the old repeat and the dev problem copied into train
+    assert "gsm8k/dev.jsonl: 5 gsm8k examples -> val (file name `dev.jsonl`; validation only" in caplog.text
+    assert "gsm8k/train.jsonl: 23 gsm8k examples -> train" in caplog.text
+    assert "gsm8k: validation from its validation file(s)" in caplog.text
+    for source, f in m["filters"].items():
+        dropped = f["exact_duplicate"] + f["near_duplicate"] + f["contaminated"] + f["too_long"] + f["capped"]
+        assert f["read"] - dropped == f["train"] + f["val"], source

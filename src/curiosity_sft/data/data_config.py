@@ -48,7 +48,8 @@ class SourceSpec(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the `source` label of its examples")
     paths: list[str] = Field(min_length=1, description="files or folders, relative to --input")
     format: Format | None = Field(None, description="force a format (default: detect per file)")
-    split: Literal["auto", "train", "test"] = Field("auto", description="auto: test*/MATH test members are test")
+    split: Literal["auto", "train", "val", "test"] = Field(
+        "auto", description="auto: test*/MATH test members are test, val*/dev*/validation* are val")
     weight: float | None = Field(None, gt=0, description="target share of training tokens (relative)")
     max_examples: int | None = Field(None, gt=0, description="keep at most this many training examples")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, is_archive, read_source
 from curiosity_sft.data.sources.options import SourceOptions
+from curiosity_sft.data.splits import split_train_val
 from curiosity_sft.errors import ConfigError, DataError, UserError
 from curiosity_sft.io import (
     MANIFEST,
@@ -68,21 +68,6 @@ class PrepareResult:
     skipped_examples: list[str] = field(default_factory=list)  # the first few skip messages
 
 
-def split_train_val(examples: list[Example], val_ratio: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Stratified by source: every source gets the same share of validation examples."""
-    by_source: dict[str, list[Example]] = defaultdict(list)
-    for ex in examples:
-        by_source[ex.source].append(ex)
-    train, val = [], []
-    for source in sorted(by_source):
-        group = sorted(by_source[source], key=lambda e: e.id)
-        random.Random(f"{seed}:{source}").shuffle(group)
-        k = round(len(group) * val_ratio) if len(group) > 1 else 0
-        val += group[:k]
-        train += group[k:]
-    return train, val
-
-
 def code_version() -> dict[str, str]:
     """Package version and a hash of the data code, so a manifest says which code made it."""
     h = hashlib.sha256()
@@ -100,10 +85,15 @@ def read_file(path: Path, inp: Input, opts: SourceOptions,
     return fmt, list(read_source(path, fmt, SourceOptions(**{**vars(opts), "source_name": inp.source}), bad))
 
 
+SPLIT_USE = {"train": "trained on (less the --val-ratio share held out for validation)",
+             "val": "validation only, never trained on",
+             "test": "test: evaluation and decontamination only, never trained on or filtered"}
+
+
 def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
-                progress: Progress) -> tuple[list[Example], list[Example], list[dict[str, Any]]]:
-    """(train pool, test pool, manifest rows) from every input, in input order."""
-    pools: dict[str, list[Example]] = {"train": [], "test": []}
+                progress: Progress) -> tuple[dict[str, list[Example]], list[dict[str, Any]]]:
+    """(split -> examples, manifest rows) from every input, in input order; each file's fate is logged."""
+    pools: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
     rows = []
     task = progress.add_task("reading", total=sum(len(i.files) for i in inputs))
     for inp in inputs:
@@ -122,10 +112,14 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                 split = inp.split if inp.split != "auto" else (member_split or "train")
                 pools[split].append(ex)
                 split_counts[split] += 1
+        why = inp.split_reason or ("archive members under `test/`" if len(split_counts) > 1 or "test" in split_counts
+                                   else "not named as a held-out split")
         rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "split": inp.split if inp.split != "auto"
-                     else "/".join(sorted(split_counts)) or "train", "examples": dict(sorted(split_counts.items())),
-                     "skipped": bad.total - before, "sha256": inp.sha256})
-    return pools["train"], pools["test"], rows
+                     else "/".join(sorted(split_counts)) or "train", "split_reason": why,
+                     "examples": dict(sorted(split_counts.items())), "skipped": bad.total - before, "sha256": inp.sha256})
+        for split, k in sorted(split_counts.items()):
+            log.info("%s: %d %s examples -> %s (%s; %s)", inp.label, k, rows[-1]["format"], split, why, SPLIT_USE[split])
+    return pools, rows
 
 
 def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str, dict[str, int]]:
@@ -193,21 +187,25 @@ class Filtered:
     truncated: Counter[str]
 
 
-def filter_pool(pool: list[Example], n_test: int, cfg: DataConfig, index: NgramIndex, counter: LengthCounter,
-                progress: Progress) -> Filtered:
-    """Duplicates, contamination and length over ``pool`` (the ``n_test`` test examples first).
+def filter_pool(pool: list[Example], n_test: int, n_val: int, cfg: DataConfig, index: NgramIndex,
+                counter: LengthCounter, progress: Progress) -> Filtered:
+    """Duplicates, contamination and length over ``pool``: the ``n_test`` test examples first, then
+    the ``n_val`` examples of validation files, then the training pool.
 
-    Test examples take part as the reference every training example is compared with, but are
-    never dropped themselves.
+    Held-out examples (test and validation files) take part as the reference every training
+    example is compared with, but are never dropped as duplicates or contaminated themselves;
+    validation examples are length-filtered like training ones, since training's evaluation
+    drops what does not fit.
     """
+    held = n_test + n_val
     task = progress.add_task("deduplicating", total=2)
     verdicts = exact_duplicates(pool)
     progress.advance(task)
     verdicts |= near_duplicates(pool, cfg.near_dup_threshold, skip=verdicts)
     progress.advance(task)
-    verdicts = {i: v for i, v in verdicts.items() if i >= n_test}
+    verdicts = {i: v for i, v in verdicts.items() if i >= held}
     task = progress.add_task("decontaminating", total=1)
-    verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(n_test)))
+    verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(held)))
     progress.advance(task)
 
     kept_idx = [i for i in range(len(pool)) if i not in verdicts]
@@ -288,26 +286,34 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
                          passage_tokens=cfg.max_length - TEMPLATE_ROOM, count_tokens=counter.texts)
 
     with Progress(disable=not show_progress, transient=True) as progress:
-        train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
+        pools, input_rows = read_inputs(inputs, opts, bad, progress)
+        train_pool, val_pool, test = pools["train"], pools["val"], pools["test"]
         if not train_pool:
-            raise DataError("no training examples found (only test splits?)", where=inp)
+            raise DataError("no training examples found (only test or validation splits?)", where=inp)
         index, eval_rows = eval_index(test if cfg.decontaminate_test_splits else [], cfg.decontaminate, cfg.ngram,
                                       opts, bad)
-        pool = test + train_pool  # test first: a training copy of a test problem is what gets dropped
-        f = filter_pool(pool, len(test), cfg, index, counter, progress)
+        # held-out first: a training copy of a test or validation problem is what gets dropped
+        pool = test + val_pool + train_pool
+        f = filter_pool(pool, len(test), len(val_pool), cfg, index, counter, progress)
 
     stats: dict[str, Counter[str]] = defaultdict(Counter)
-    for ex in train_pool:
+    for ex in val_pool + train_pool:
         stats[ex.source]["read"] += 1
     for i, v in f.verdicts.items():
         stats[pool[i].source][v.reason] += 1
     for source, k in f.truncated.items():
         stats[source]["truncated"] = k
     limits = {s.name: s.max_examples for s in cfg.sources if s.max_examples is not None}
-    kept, capped = cap(f.kept, limits, seed)
+    val_ids = {e.id for e in val_pool}
+    given_val = [e for e in f.kept if e.id in val_ids]
+    kept, capped = cap([e for e in f.kept if e.id not in val_ids], limits, seed)
     for source, k in capped.items():
         stats[source]["capped"] = k
-    train, val = split_train_val(kept, val_ratio, seed)
+    has_val_file = {e.source for e in val_pool}
+    for source in sorted(has_val_file):
+        log.info("%s: validation from its validation file(s), not split by --val-ratio", source)
+    train, val = split_train_val(kept, val_ratio, seed, fixed=has_val_file)
+    val = sorted(given_val, key=lambda e: e.id) + val
     train_len = [f.kept_len[e.id] for e in train]
     weights = {s.name: s.weight for s in cfg.sources if s.weight is not None}
     mixed, mixed_len = mix(train, train_len, weights, seed) if weights else (train, train_len)
