@@ -440,3 +440,36 @@ def test_validation_files_go_to_val_and_every_file_is_accounted_for(raw, tmp_pat
     for source, f in m["filters"].items():
         dropped = f["exact_duplicate"] + f["near_duplicate"] + f["contaminated"] + f["too_long"] + f["capped"]
         assert f["read"] - dropped == f["train"] + f["val"], source
+
+
+def test_every_prepared_example_has_a_difficulty_normalised_within_its_source_or_a_reason(raw, tmp_path):
+    """Issue 12, item 7 and contract 3: difficulty in [0, 1] per source (and task), else null with a reason."""
+    (raw / "my_book.txt").write_text(book_text())
+    (raw / "mine.jsonl").write_text(jsonl([{"prompt": f"Say {i}", "completion": f"{i}"} for i in range(4)]))
+    (raw / "puzzles" / "zebra.jsonl").write_text(jsonl(
+        {"task": "zebra_puzzles", "params": {"num_people": people, "num_characteristics": traits},
+         "question": f"Zebra puzzle {i} with {people} houses and {traits} traits: who owns the fish?", "answer": "bob"}
+        for i, (people, traits) in enumerate([(3, 3), (3, 3), (3, 4), (4, 4), (4, 4), (4, 4)])))
+    prepare(raw, tmp_path / "out", val_ratio=0.2, seed=0, show_progress=False, model="none", max_length=200)
+    rows = [e for name in ("train", "val", "test") for e in read_jsonl(tmp_path / "out" / f"{name}.jsonl")]
+    groups = {}
+    for e in rows:
+        assert "difficulty" in e
+        if e["difficulty"] is None:
+            assert e["meta"]["difficulty_reason"], e
+        else:
+            assert 0 <= e["difficulty"] <= 1 and "difficulty_measure" in e["meta"]
+            groups.setdefault((e["source"], e["meta"].get("task")), []).append(e["difficulty"])
+    for key, values in groups.items():
+        assert min(values) == 0 and max(values) == 1, key  # normalised within the source (and task)
+    zebra = sorted(e["difficulty"] for e in rows if e["meta"].get("task") == "zebra_puzzles")
+    # measures 0, 0, 3/7, 1, 1, 1 -> mid-ranks 0.5, 2, 4 of 5 -> rescaled to 0 .. 1
+    assert zebra == [0, 0, pytest.approx(1.5 / 3.5, abs=1e-4), 1, 1, 1]
+    reasons = {(e["source"], e["meta"]["difficulty_reason"]) for e in rows if e["difficulty"] is None}
+    assert reasons == {("logic", "`syllogism` puzzles carry no size parameter"),
+                       ("mine", "source `mine` gives no difficulty measure"),  # generic data
+                       # every GSM8K problem of the fixture has a one-step solution (train and test alike)
+                       ("gsm8k", "all 23 examples of `gsm8k` have the same difficulty measure: nothing to order them by")}
+    assert prepare(raw, tmp_path / "out", show_progress=False, model="none", overwrite=True)  # it reads back
+    from curiosity_sft.data.schema import read_examples
+    assert read_examples(tmp_path / "out" / "train.jsonl")

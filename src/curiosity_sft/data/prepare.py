@@ -25,6 +25,7 @@ from rich.progress import Progress
 from curiosity_sft import __version__
 from curiosity_sft.config import SFTConfig, load_config
 from curiosity_sft.data.data_config import SHARED_WITH_TRAINING, DataConfig, explain, load_data_config
+from curiosity_sft.data.difficulty import normalise_difficulty
 from curiosity_sft.data.eval_sets import eval_index
 from curiosity_sft.data.filters import (
     NgramIndex,
@@ -287,7 +288,9 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
 
     with Progress(disable=not show_progress, transient=True) as progress:
         pools, input_rows = read_inputs(inputs, opts, bad, progress)
-        train_pool, val_pool, test = pools["train"], pools["val"], pools["test"]
+        read = normalise_difficulty([*pools["test"], *pools["val"], *pools["train"]])  # one scale per source
+        n_test, n_val = len(pools["test"]), len(pools["val"])
+        test, val_pool, train_pool = read[:n_test], read[n_test:n_test + n_val], read[n_test + n_val:]
         if not train_pool:
             raise DataError("no training examples found (only test or validation splits?)", where=inp)
         index, eval_rows = eval_index(test if cfg.decontaminate_test_splits else [], cfg.decontaminate, cfg.ngram,
