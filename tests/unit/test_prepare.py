@@ -68,6 +68,7 @@ def test_outputs_filters_and_manifest(raw, tmp_path):
     assert m["counts"]["val"] == {"gsm8k": 4, "logic": 2} and m["counts"]["train"] == {"gsm8k": 16, "logic": 8, "math": 2}
     [leak] = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["reason"] == "contaminated"]
     assert leak["detail"].startswith("a train leaves the station at 3 pm")
+    assert m["decontamination"]["top_shared_ngrams"] == [{"ngram": leak["detail"], "examples": 1}]
     test_ids = {e["id"] for e in read_jsonl(tmp_path / "out" / "test.jsonl")}
     trained = read_jsonl(tmp_path / "out" / "train.jsonl") + read_jsonl(tmp_path / "out" / "val.jsonl")
     assert not test_ids & {e["id"] for e in trained} and not any(LEAK in json.dumps(e) for e in trained)
@@ -434,9 +435,11 @@ def test_validation_files_go_to_val_and_every_file_is_accounted_for(raw, tmp_pat
     trained = read_jsonl(tmp_path / "out" / "train.jsonl")
     assert not gsm_val & {e["messages"][0]["content"] for e in trained}
     assert m["filters"]["gsm8k"]["exact_duplicate"] == 2  # the old repeat and the dev problem copied into train
-    assert "gsm8k/dev.jsonl: 5 gsm8k examples -> val (file name `dev.jsonl`; validation only" in caplog.text
-    assert "gsm8k/train.jsonl: 23 gsm8k examples -> train" in caplog.text
-    assert "gsm8k: validation from its validation file(s)" in caplog.text
+    assert "gsm8k/dev.jsonl: 5 gsm8k examples -> val (file name `dev.jsonl`): validation only" in caplog.text
+    assert ("gsm8k/train.jsonl: 23 gsm8k examples -> train (no test or validation name): trained on, all of it: "
+            "the source has a validation file") in caplog.text
+    assert "gsm8k/test.jsonl: 1 gsm8k examples -> test (file name `test.jsonl`): evaluation" in caplog.text
+    assert "MATH.tar.gz: 2 math examples -> train (archive members under `test/`): trained on, less a 20%" in caplog.text
     for source, f in m["filters"].items():
         dropped = f["exact_duplicate"] + f["near_duplicate"] + f["contaminated"] + f["too_long"] + f["capped"]
         assert f["read"] - dropped == f["train"] + f["val"], source

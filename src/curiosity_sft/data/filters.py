@@ -1,4 +1,4 @@
-"""Duplicate removal and decontamination: the filters that decide which examples are real.
+"""Duplicate removal: the filters that decide which examples are distinct.
 
 - **Exact duplicates**: same normalised content (case and whitespace ignored), or the same id
   (GSM8K/MATH/puzzle ids hash the question, so a repeated question with a new solution counts).
@@ -9,13 +9,8 @@
   and two problems with different answers are two problems however alike their wording. Chat and
   plain-text examples are compared only with their own kind: a book passage and its "continue the
   story" version are two ways to train, not a repeat.
-- **Contamination**: a training example that shares a word ``ngram`` (13 by default, as in the
-  GPT-3 paper) with the *question* of any evaluation example. Only evaluation prompts are indexed:
-  stock solution phrasing ("we can write this as ...") is shared by honest examples too; and an
-  n-gram found in more than ``BOILERPLATE_PROMPTS`` evaluation prompts is a stock instruction
-  ("... where m and n are relatively prime positive integers. Find m+n") or Asymptote preamble,
-  not a leaked problem, so it is ignored.
 
+Contamination (a training example repeating an evaluation problem) is ``decontamination.py``.
 Each filter keeps the first example it sees, so callers pass evaluation examples first: a training
 example that duplicates a test problem is the one dropped.
 """
@@ -25,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +27,6 @@ from datasketch import MinHash, MinHashLSH
 
 from curiosity_sft.data.schema import Example
 
-WORD = re.compile(r"\w+")
 TOKEN = re.compile(r"\w+|[^\w\s]")  # symbols count: `¬Q` and `Q` are different statements
 SHINGLE = 5
 NUM_PERM = 128
@@ -41,23 +34,11 @@ NUM_PERM = 128
 # final, a false candidate only costs one exact Jaccard, so recall at the threshold wins (11 bands
 # of 11 rows at 0.9: a pair at J = 0.90 is proposed 98.4% of the time, at 0.93 99.9%).
 LSH_WEIGHTS = (0.01, 0.99)
-BOILERPLATE_PROMPTS = 5
 
 
 def content(ex: Example) -> str:
     """Everything a model would see of an example, turns joined in order."""
     return ex.text if ex.text is not None else "\n".join(m["content"] for m in ex.messages or [])
-
-
-def prompt_text(ex: Example) -> str:
-    """What an evaluation example asks: its user turns, or its text."""
-    if ex.messages is None:
-        return ex.text or ""
-    return "\n".join(m["content"] for m in ex.messages if m["role"] == "user")
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
 
 
 def kind(ex: Example) -> str:
@@ -140,46 +121,4 @@ def near_duplicates(examples: Sequence[Example], threshold: float, skip: Iterabl
             continue
         index.insert(examples[i].id, m)
         kept[examples[i].id] = (i, end)
-    return out
-
-
-class NgramIndex:
-    """Every word n-gram of a set of evaluation prompts, for contamination lookups."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.prompts: Counter[tuple[str, ...]] = Counter()
-
-    def add(self, text: str) -> None:
-        w = words(text)
-        self.prompts.update({tuple(w[i:i + self.n]) for i in range(len(w) - self.n + 1)})
-
-    @property
-    def grams(self) -> set[tuple[str, ...]]:
-        """The indexed n-grams, boilerplate left out (computed once, after the last ``add``)."""
-        if not hasattr(self, "_grams"):
-            self._grams = {g for g, k in self.prompts.items() if k <= BOILERPLATE_PROMPTS}
-        return self._grams
-
-    def first_match(self, text: str) -> str | None:
-        """The first n-gram of ``text`` that is in the index, as text; None if there is none."""
-        w, grams = words(text), self.grams
-        for i in range(len(w) - self.n + 1):
-            if tuple(w[i:i + self.n]) in grams:
-                return " ".join(w[i:i + self.n])
-        return None
-
-
-def contaminated(examples: Sequence[Example], index: NgramIndex, skip: Iterable[int] = ()) -> dict[int, Verdict]:
-    """Index -> verdict (with the shared n-gram) for examples that overlap an evaluation prompt."""
-    if not index.grams:
-        return {}
-    skipped = set(skip)
-    out: dict[int, Verdict] = {}
-    for i, ex in enumerate(examples):
-        if i in skipped:
-            continue
-        hit = index.first_match(content(ex))
-        if hit is not None:
-            out[i] = Verdict("contaminated", detail=hit)
     return out

@@ -25,15 +25,10 @@ from rich.progress import Progress
 from curiosity_sft import __version__
 from curiosity_sft.config import SFTConfig, load_config
 from curiosity_sft.data.data_config import SHARED_WITH_TRAINING, DataConfig, explain, load_data_config
+from curiosity_sft.data.decontamination import NgramIndex, contaminated, top_ngrams
 from curiosity_sft.data.difficulty import normalise_difficulty
 from curiosity_sft.data.eval_sets import eval_index
-from curiosity_sft.data.filters import (
-    NgramIndex,
-    Verdict,
-    contaminated,
-    exact_duplicates,
-    near_duplicates,
-)
+from curiosity_sft.data.filters import Verdict, exact_duplicates, near_duplicates
 from curiosity_sft.data.inputs import Input, find_inputs
 from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
@@ -86,19 +81,15 @@ def read_file(path: Path, inp: Input, opts: SourceOptions,
     return fmt, list(read_source(path, fmt, SourceOptions(**{**vars(opts), "source_name": inp.source}), bad))
 
 
-SPLIT_USE = {"train": "trained on (less the --val-ratio share held out for validation)",
-             "val": "validation only, never trained on",
-             "test": "test: evaluation and decontamination only, never trained on or filtered"}
-
-
 def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                 progress: Progress) -> tuple[dict[str, list[Example]], list[dict[str, Any]]]:
-    """(split -> examples, manifest rows) from every input, in input order; each file's fate is logged."""
+    """(split -> examples, manifest rows) from every input, in input order."""
     pools: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
     rows = []
     task = progress.add_task("reading", total=sum(len(i.files) for i in inputs))
     for inp in inputs:
         formats: set[str] = set()
+        sources: set[str] = set()
         split_counts: Counter[str] = Counter()
         before = bad.total
         for path in inp.files:
@@ -113,14 +104,29 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                 split = inp.split if inp.split != "auto" else (member_split or "train")
                 pools[split].append(ex)
                 split_counts[split] += 1
+                sources.add(ex.source)
         why = inp.split_reason or ("archive members under `test/`" if len(split_counts) > 1 or "test" in split_counts
-                                   else "not named as a held-out split")
-        rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "split": inp.split if inp.split != "auto"
-                     else "/".join(sorted(split_counts)) or "train", "split_reason": why,
-                     "examples": dict(sorted(split_counts.items())), "skipped": bad.total - before, "sha256": inp.sha256})
-        for split, k in sorted(split_counts.items()):
-            log.info("%s: %d %s examples -> %s (%s; %s)", inp.label, k, rows[-1]["format"], split, why, SPLIT_USE[split])
+                                   else "no test or validation name")
+        rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "sources": sorted(sources),
+                     "split": inp.split if inp.split != "auto" else "/".join(sorted(split_counts)) or "train",
+                     "split_reason": why, "examples": dict(sorted(split_counts.items())),
+                     "skipped": bad.total - before, "sha256": inp.sha256})
     return pools, rows
+
+
+def log_inputs(rows: list[dict[str, Any]], has_val_file: set[str], val_ratio: float) -> None:
+    """One line per input file: how many examples went to which split, why, and what that split is for."""
+    for row in rows:
+        for split, k in row["examples"].items():
+            if split == "test":
+                use = "evaluation and decontamination only, never trained on or filtered"
+            elif split == "val":
+                use = "validation only, never trained on"
+            elif set(row["sources"]) <= has_val_file:
+                use = "trained on, all of it: the source has a validation file"
+            else:
+                use = f"trained on, less a {val_ratio:.0%} validation share per source"
+            log.info("%s: %d %s examples -> %s (%s): %s", row["path"], k, row["format"], split, row["split_reason"], use)
 
 
 def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str, dict[str, int]]:
@@ -313,8 +319,7 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
     for source, k in capped.items():
         stats[source]["capped"] = k
     has_val_file = {e.source for e in val_pool}
-    for source in sorted(has_val_file):
-        log.info("%s: validation from its validation file(s), not split by --val-ratio", source)
+    log_inputs(input_rows, has_val_file, val_ratio)
     train, val = split_train_val(kept, val_ratio, seed, fixed=has_val_file)
     val = sorted(given_val, key=lambda e: e.id) + val
     train_len = [f.kept_len[e.id] for e in train]
@@ -340,7 +345,8 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
         "filters": table,
         "exact_duplicates_removed": {s: v["exact_duplicate"] for s, v in table.items() if v["exact_duplicate"]},
         "decontamination": {"ngram": cfg.ngram, "eval_sets": eval_rows, "dropped_ids_file": "dropped.jsonl",
-                            "dropped": {s: v["contaminated"] for s, v in table.items()}},
+                            "dropped": {s: v["contaminated"] for s, v in table.items()},
+                            "top_shared_ngrams": top_ngrams(f.verdicts.values())},
         "length": {"unit": counter.unit, "max_length": cfg.max_length, "overflow": cfg.overflow,
                    "test_over_max_length": sum(n > cfg.max_length for n in f.test_len),
                    **{name: _by_source(splits[name], split_len[name]) for name in splits}},
