@@ -16,7 +16,7 @@ n-grams about the problem rather than about its typesetting or its stock wording
   prompts and 49 training problems), and an n-gram only counts when none of its words lies in
   one, on either side: ignoring only the frequent n-grams themselves, as before, still matched
   every n-gram that overlapped the stock phrase by a few words of context.
-- **Whole prompts.** A prompt shorter than ``n`` words (598 of the 5,000 MATH test prompts) has
+- **Whole prompts.** A prompt shorter than ``n`` words (814 of the 5,000 MATH test prompts) has
   no n-gram, and one made of stock phrases has none left; every evaluation prompt is therefore
   also matched by its whole text, compared after removing whitespace, ``$`` and LaTeX spacing.
   Equality, not containment, and with symbols and command names kept: with a handful of words,
