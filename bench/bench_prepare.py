@@ -45,11 +45,11 @@ def main() -> None:
     env = {**os.environ, "CURIOSITY_SFT_CACHE": os.environ.get("CURIOSITY_SFT_CACHE", str(ROOT / ".cache"))}
     times = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "prepared"
-        for _ in range(a.repeat):
+        for r in range(a.repeat):
+            out = Path(tmp) / f"prepared{r}"  # a new folder each time: the same command a user runs first
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "curiosity_sft", "prepare", "--input", a.input, "--output", str(out),
-                            "--overwrite", *a.args.split()], check=True, env=env, cwd=ROOT, capture_output=True)
+                            *a.args.split()], check=True, env=env, cwd=ROOT, capture_output=True)
             times.append(time.perf_counter() - t0)
         manifest = json.loads((out / "manifest.json").read_text())
     if a.manifest:
