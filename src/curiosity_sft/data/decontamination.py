@@ -104,36 +104,42 @@ class NgramIndex:
 def contaminated(examples: Sequence[Example], index: NgramIndex, skip: Iterable[int] = ()) -> dict[int, Verdict]:
     """Index -> verdict (with the shared n-gram) for examples that overlap an evaluation prompt.
 
-    Two passes over the training texts: the first counts, for every phrase of an evaluation
-    prompt, how many documents hold it (what is boilerplate depends on the training data too);
-    the second looks for clean n-grams. Words are recomputed rather than kept, since keeping them
-    would hold millions of strings.
+    What is boilerplate depends on the training data too, so the one pass over the training texts
+    counts, for every phrase of an evaluation prompt, how many documents hold it, and notes the
+    texts that share any n-gram at all with an evaluation prompt; only those few are then checked
+    again with the boilerplate known. (Keeping every text's words for a second full pass would
+    hold millions of strings.)
     """
     if not index.prompts:
         return {}
     skipped = set(skip)
-    todo = [i for i in range(len(examples)) if i not in skipped]
+    n = index.n
     docs: Counter[tuple[str, ...]] = Counter()
     for w in index.prompts:
         docs.update(_phrases(w))
     known = set(docs)
-    for i in todo:
-        docs.update(_phrases(words(content(examples[i]))) & known)
-    boilerplate = {p for p, k in docs.items() if k > BOILERPLATE_DOCS}
-    grams = {g for w in index.prompts for g in clean_ngrams(w, index.n, boilerplate)}
-    n = index.n
-    out: dict[int, Verdict] = {}
-    for i in todo:
+    shared = {tuple(w[i:i + n]) for w in index.prompts for i in range(len(w) - n + 1)}
+    candidates = []
+    for i in range(len(examples)):
+        if i in skipped:
+            continue
         w = words(content(examples[i]))
-        # cheap test first; the boilerplate mask is only computed for the few texts with a candidate
-        if any(tuple(w[j:j + n]) in grams for j in range(len(w) - n + 1)):
-            hit = next((g for g in clean_ngrams(w, n, boilerplate) if g in grams), None)
-            if hit is not None:
-                out[i] = Verdict("contaminated", detail=" ".join(hit))
-                continue
-        if whole(prompt_text(examples[i])) in index.wholes:
+        common = _phrases(w) & known
+        docs.update(common)
+        # a shared n-gram (n >= the phrase length) holds a shared phrase: most texts have none (85% here)
+        if (common or n < BOILERPLATE_SPAN) and any(tuple(w[j:j + n]) in shared for j in range(len(w) - n + 1)):
+            candidates.append(i)
+    boilerplate = {p for p, k in docs.items() if k > BOILERPLATE_DOCS}
+    grams = {g for w in index.prompts for g in clean_ngrams(w, n, boilerplate)}
+    out: dict[int, Verdict] = {}
+    for i in candidates:
+        hit = next((g for g in clean_ngrams(words(content(examples[i])), n, boilerplate) if g in grams), None)
+        if hit is not None:
+            out[i] = Verdict("contaminated", detail=" ".join(hit))
+    for i in range(len(examples)):
+        if i not in skipped and i not in out and whole(prompt_text(examples[i])) in index.wholes:
             out[i] = Verdict("contaminated", detail="whole prompt: " + " ".join(words(prompt_text(examples[i])))[:120])
-    return out
+    return dict(sorted(out.items()))
 
 
 def top_ngrams(verdicts: Iterable[Verdict], k: int = TOP_NGRAMS) -> list[dict[str, object]]:
