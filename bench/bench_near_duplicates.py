@@ -8,7 +8,7 @@ The 2 x N records go into a fresh raw folder, ``prepare`` runs on it in a new pr
 ``PYTHONPATH``), and a pair counts as caught when ``dropped.jsonl`` names one of the two as a
 near duplicate of the other. A drop that names anything else is a false removal.
 
-    python bench/bench_near_duplicates.py [--pairs 150] [--seeds 0 1 2] [--json out.json]
+    python bench/bench_near_duplicates.py [--pairs 150] [--seeds 0 1 2] [--words 1] [--min-jaccard 0.95] [--json out.json]
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def seen_text(rec: dict) -> str:
     return rec["question"].strip() + "\n" + CALC.sub("", rec["answer"]).strip()
 
 
-def make_pairs(problems: list[dict], n: int, min_jaccard: float, seed: int) -> list[tuple[dict, dict, float]]:
-    """``n`` (original, copy with one inserted word, Jaccard) triples, drawn with ``seed``."""
+def make_pairs(problems: list[dict], n: int, min_jaccard: float, seed: int,
+               inserted: int = 1) -> list[tuple[dict, dict, float]]:
+    """``n`` (original, copy with ``inserted`` words inserted, Jaccard) triples, drawn with ``seed``."""
     rng = random.Random(seed)
     order = list(range(len(problems)))
     rng.shuffle(order)
@@ -57,8 +58,10 @@ def make_pairs(problems: list[dict], n: int, min_jaccard: float, seed: int) -> l
     for i in order:
         rec = problems[i]
         words = rec["question"].split()
-        k = rng.randrange(1, len(words))
-        copy = {**rec, "question": " ".join([*words[:k], rng.choice(WORDS), *words[k:]])}
+        for _ in range(inserted):
+            k = rng.randrange(1, len(words))
+            words = [*words[:k], rng.choice(WORDS), *words[k:]]
+        copy = {**rec, "question": " ".join(words)}
         j = jaccard(seen_text(rec), seen_text(copy))
         if j >= min_jaccard:
             pairs.append((rec, copy, j))
@@ -95,12 +98,13 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=150)
     p.add_argument("--min-jaccard", type=float, default=0.95)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--words", type=int, default=1, help="words inserted into each copy")
     p.add_argument("--json", help="write the figures here as JSON")
     a = p.parse_args()
     problems = [json.loads(line) for line in (Path(a.input) / "gsm8k" / "train.jsonl").read_text().splitlines() if line]
     rows = []
     for seed in a.seeds:
-        pairs = make_pairs(problems, a.pairs, a.min_jaccard, seed)
+        pairs = make_pairs(problems, a.pairs, a.min_jaccard, seed, a.words)
         with tempfile.TemporaryDirectory() as tmp:
             r = run_prepare(pairs, Path(tmp))
         js = [j for _, _, j in pairs]
