@@ -1,11 +1,14 @@
 """``prepare``: raw files -> ``train.jsonl`` / ``val.jsonl`` / ``test.jsonl`` + ``manifest.json``.
 
-read -> exact and near duplicates -> decontamination -> length accounting -> caps -> split ->
-mixing -> write. Official test splits are read first so that any training example repeating or
-overlapping a test problem is the one dropped; the test split itself is never filtered, so its
-counts match the published ones. Everything is written into a temporary folder and moved into
-place only when the whole run has succeeded. Inputs are read in sorted order, ids are content
-hashes and every sample is seeded, so the same inputs and seed give byte-identical outputs.
+check the output folder -> read -> difficulty on one scale per source -> exact and near
+duplicates -> decontamination -> length accounting -> caps -> split -> mixing -> write. Official
+test splits and validation files are read first so that any training example repeating or
+overlapping one of their problems is the one dropped; the test split itself is never filtered, so
+its counts match the published ones. The output folder is checked before anything is read (only
+a new or empty folder, or our own earlier output with ``--overwrite``), everything is written into
+a temporary folder and moved into place only when the whole run has succeeded. Inputs are read
+in sorted order, ids are content hashes and every sample is seeded, so the same inputs and seed
+give byte-identical outputs.
 """
 
 from __future__ import annotations
