@@ -97,7 +97,7 @@ def _validate_messages(messages: Any, where: str, line: int) -> list[dict[str, s
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def _validate_difficulty(d: dict[str, Any], where: str, line: int, prepared: bool) -> tuple[float | None, dict]:
+def _difficulty_and_meta(d: dict[str, Any], where: str, line: int, prepared: bool) -> tuple[float | None, dict]:
     """``difficulty`` and ``meta`` of a record. In a folder ``prepare`` wrote, a null difficulty must
     say why (contract: every prepared example has one in [0, 1] or a reason); files users write
     by hand may leave both out."""
@@ -130,7 +130,7 @@ def example_from_dict(d: Any, where: str = "<memory>", line: int = 0, prepared: 
     if messages is None and not isinstance(text, str):
         raise DataError("`text` must be a string", where=where, line=line)
     answer = d.get("answer")
-    difficulty, meta = _validate_difficulty(d, where, line, prepared)
+    difficulty, meta = _difficulty_and_meta(d, where, line, prepared)
     return Example(
         id=str(d.get("id") or stable_id(str(d.get("source", "unknown")), json.dumps(d, sort_keys=True))),
         source=str(d.get("source", "unknown")),
