@@ -128,6 +128,12 @@ def test_a_stock_phrase_common_in_training_is_boilerplate_at_the_phrase_level():
     assert list(contaminated([train[-1]], index)) == [0]
 
 
+def test_shared_formula_notation_is_not_contamination():
+    index = index_of(r"Let $p(x) = a_n x^n + a_{n-1} x^{n-1} + \dots + a_1 x + a_0$ be a polynomial with integer roots.")
+    other = ex(r"Suppose $q(x) = a_n x^n + a_{n-1} x^{n-1} + \cdots + a_1 x + a_0$ has real coefficients only.")
+    assert contaminated([other], index) == {}
+
+
 def test_short_prompts_match_by_their_whole_normalised_text():
     index = index_of("Compute $\\dbinom{8}{4}$.", "Evaluate $\\log_28\\sqrt{2}$.")
     same = ex("Compute  $\\dbinom{8}{4}$")           # the test problem, typeset differently

@@ -16,6 +16,9 @@ n-grams about the problem rather than about its typesetting or its stock wording
   prompts and 49 training problems), and an n-gram only counts when none of its words lies in
   one, on either side: ignoring only the frequent n-grams themselves, as before, still matched
   every n-gram that overlapped the stock phrase by a few words of context.
+- **Formula notation.** Once commands and sub/superscripts are split off, a run of 13 tokens can
+  be pure notation (``a n x n a n 1 x n 1 a 1 x``), the same in unrelated problems: an n-gram
+  counts only if it holds at least one word of three letters or more.
 - **Whole prompts.** A prompt shorter than ``n`` words (814 of the 5,000 MATH test prompts) has
   no n-gram, and one made of stock phrases has none left; every evaluation prompt is therefore
   also matched by its whole text, compared after removing whitespace, ``$`` and LaTeX spacing.
@@ -58,6 +61,12 @@ def prompt_text(ex: Example) -> str:
 def words(text: str) -> list[str]:
     """The words n-grams are made of: no drawing code, no LaTeX command names, lower case."""
     return WORD.findall(LATEX_COMMAND.sub(" ", ASY.sub(" ", text)).lower())
+
+
+def is_word(token: str) -> bool:
+    """A word of three letters or more. An n-gram without one is formula notation (``a_n x^n +
+    a_{n-1} x^{n-1} + ... + a_1 x`` reads ``a n x n a n 1 x n 1 a 1 x``), shared by unrelated problems."""
+    return len(token) >= 3 and token.isalpha()
 
 
 def whole(text: str) -> str:
@@ -130,7 +139,7 @@ def contaminated(examples: Sequence[Example], index: NgramIndex, skip: Iterable[
         if (common or n < BOILERPLATE_SPAN) and any(tuple(w[j:j + n]) in shared for j in range(len(w) - n + 1)):
             candidates.append(i)
     boilerplate = {p for p, k in docs.items() if k > BOILERPLATE_DOCS}
-    grams = {g for w in index.prompts for g in clean_ngrams(w, n, boilerplate)}
+    grams = {g for w in index.prompts for g in clean_ngrams(w, n, boilerplate) if any(map(is_word, g))}
     out: dict[int, Verdict] = {}
     for i in candidates:
         hit = next((g for g in clean_ngrams(words(content(examples[i])), n, boilerplate) if g in grams), None)
