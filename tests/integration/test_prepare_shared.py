@@ -16,15 +16,16 @@ from curiosity_sft.config import SFTConfig
 # docs/DATA.md, "The shared data": read -> (exact dup, near dup, contaminated, too long) -> val, train.
 # Changes from the previous reference (issue 12), each on purpose:
 # - max_length is the training default (SFTConfig.max_length, 512; was prepare's own 1024): book
-#   passages are cut to 448 tokens (858 examples, was 408) and 1,324 MATH solutions are too long (was 164);
-# - decontamination normalises LaTeX/Asymptote and treats stock phrases as boilerplate: 314 MATH drops (was 839);
+#   passages are cut to 448 tokens (858 examples, was 408) and 1,331 MATH solutions are too long (was 164);
+# - decontamination normalises LaTeX/Asymptote, treats stock phrases as boilerplate and formula notation as no
+#   evidence: 306 MATH drops (was 839);
 # - near duplicates are confirmed by exact Jaccard with recall-first banding: MATH 3 (two pairs the MinHash
 #   estimate let through are at J = 0.854 and 0.892, below 0.9), logic 4 (two pairs at 0.905 and 0.945 found).
 EXPECTED = {
     "books": {"read": 858, "exact_duplicate": 0, "near_duplicate": 0, "contaminated": 0, "too_long": 0, "val": 44, "train": 814},
     "gsm8k": {"read": 7473, "exact_duplicate": 0, "near_duplicate": 0, "contaminated": 4, "too_long": 0, "val": 373, "train": 7096},
     "logic": {"read": 3200, "exact_duplicate": 6, "near_duplicate": 4, "contaminated": 0, "too_long": 0, "val": 160, "train": 3030},
-    "math": {"read": 7500, "exact_duplicate": 0, "near_duplicate": 3, "contaminated": 314, "too_long": 1324, "val": 293, "train": 5566},
+    "math": {"read": 7500, "exact_duplicate": 0, "near_duplicate": 3, "contaminated": 306, "too_long": 1331, "val": 293, "train": 5567},
 }
 
 
@@ -55,7 +56,7 @@ def test_prepare_all_shared_data(shared_raw, tmp_path):
     dropped_ids = {d["id"] for d in dropped if d["reason"] != "exact_duplicate"}
     train, val, test = rows(out / "train.jsonl"), rows(out / "val.jsonl"), rows(out / "test.jsonl")
     train_ids, test_ids = {e["id"] for e in train}, {e["id"] for e in test}
-    assert len(dropped) == 4 + 6 + 4 + 3 + 314 + 1324 and not dropped_ids & train_ids and not test_ids & train_ids
+    assert len(dropped) == 4 + 6 + 4 + 3 + 306 + 1331 and not dropped_ids & train_ids and not test_ids & train_ids
     # decontamination: no drop for drawing code or the stock AIME sentence; the n-grams behind drops are listed
     contaminated = [d["detail"] for d in dropped if d["reason"] == "contaminated"]
     assert not [g for g in contaminated if "relatively prime positive integers find" in g or " asy " in f" {g} "]
