@@ -39,7 +39,7 @@ def cmd_prepare(a: argparse.Namespace) -> None:
 
     r = prepare(a.input, a.output, val_ratio=a.val_ratio, seed=a.seed, data_config=a.data_config,
                 on_error=a.on_error, max_length=a.max_length, model=a.model, decontaminate=a.decontaminate,
-                ngram=a.ngram, overflow=a.overflow)
+                ngram=a.ngram, overflow=a.overflow, overwrite=a.overwrite, train_config=a.config, train_overrides=a.set)
     for split, c in r.counts.items():
         log.info("%s: %d examples %s", split, sum(c.values()), dict(c))
     for source, f in r.manifest["filters"].items():
@@ -208,11 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-config", "--data_config", help="YAML listing sources, paths, weights, caps (docs/DATA.md)")
     s.add_argument("--on-error", "--on_error", choices=("fail", "skip"), default="fail",
                    help="fail on the first bad record (exit 2) or skip and count bad records")
-    s.add_argument("--max-length", "--max_length", type=int, help="tokens per example, chat template included (1024)")
+    s.add_argument("--max-length", "--max_length", type=int,
+                   help="tokens per example, chat template included (default: the training config's max_length)")
     s.add_argument("--overflow", choices=("drop", "truncate"), help="longer examples are dropped (default) or truncated")
-    s.add_argument("--model", help="tokenizer for length accounting (smollm2-135m-instruct; `none`: estimate)")
+    s.add_argument("--model", help="tokenizer for length accounting (default: the training config's model_name; "
+                                   "`none`: estimate)")
     s.add_argument("--decontaminate", nargs="+", default=[], metavar="FILE", help="extra evaluation sets")
     s.add_argument("--ngram", type=int, help="shared word n-gram that counts as contamination (13)")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier `prepare` output in --output (only that)")
+    s.add_argument("--config", help="training config (configs/*.yaml) whose max_length and model_name prepare uses")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training config key")
     s.set_defaults(fn=cmd_prepare)
 
     s = sub.add_parser("train", help="fine-tune a model (LoRA or full)")

@@ -47,7 +47,7 @@ def run_demo(output: str | Path, config: str | None = None, overrides: list[str]
     # The embedded data is generated from templates its own test split shares, so 13-gram
     # decontamination against that split would flag most of it; real data keeps the default.
     prepare(raw, prepared, seed=cfg.seed, max_length=cfg.max_length,
-            data_config=DataConfig(decontaminate_test_splits=False))
+            data_config=DataConfig(decontaminate_test_splits=False), overwrite=True)
     val = prepared / "val.jsonl"
 
     def measure(name: str, bundle: tuple) -> dict:

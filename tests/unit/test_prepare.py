@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
+import stat
 import subprocess
 import sys
 import tarfile
@@ -13,8 +15,10 @@ import tarfile
 import pytest
 
 from curiosity_sft.cli import main
+from curiosity_sft.config import SFTConfig
 from curiosity_sft.data.prepare import prepare
 from curiosity_sft.errors import ConfigError
+from curiosity_sft.io import written_by
 
 LEAK = "A train leaves the station at 3 pm going 60 miles per hour toward a city that is 180 miles away"
 
@@ -64,6 +68,7 @@ def test_outputs_filters_and_manifest(raw, tmp_path):
     assert m["counts"]["val"] == {"gsm8k": 4, "logic": 2} and m["counts"]["train"] == {"gsm8k": 16, "logic": 8, "math": 2}
     [leak] = [d for d in read_jsonl(tmp_path / "out" / "dropped.jsonl") if d["reason"] == "contaminated"]
     assert leak["detail"].startswith("a train leaves the station at 3 pm")
+    assert m["decontamination"]["top_shared_ngrams"] == [{"ngram": leak["detail"], "examples": 1}]
     test_ids = {e["id"] for e in read_jsonl(tmp_path / "out" / "test.jsonl")}
     trained = read_jsonl(tmp_path / "out" / "train.jsonl") + read_jsonl(tmp_path / "out" / "val.jsonl")
     assert not test_ids & {e["id"] for e in trained} and not any(LEAK in json.dumps(e) for e in trained)
@@ -147,7 +152,7 @@ def test_decontaminate_against_an_extra_eval_file(raw, tmp_path, capsys):
     # an evaluation set with prompts only (no answers) works too
     evals.write_text(jsonl([{"prompt": "All cats number 4 are animals. Is cat 4 an animal? Reply now", "id": 1}]))
     assert main(["prepare", "--input", str(raw), "--output", str(tmp_path / "out"), "--model", "none",
-                 "--decontaminate", str(evals), "--ngram", "8"]) == 0
+                 "--decontaminate", str(evals), "--ngram", "8", "--overwrite"]) == 0
     m = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert m["decontamination"]["dropped"]["logic"] == 1
 
@@ -214,14 +219,15 @@ def test_on_error_skip_counts_bad_records(raw, tmp_path, caplog):
     assert m["skipped_records"] == {str(raw / "gsm8k" / "train.jsonl"): 2}
     assert "skipped 2 bad records" in caplog.text
     (raw / "empty.jsonl").write_bytes(b"")  # a whole bad file is skipped and counted too
-    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none", "--on-error", "skip"]) == 0
+    assert main(["prepare", "--input", str(raw), "--output", str(out), "--model", "none", "--on-error", "skip",
+                 "--overwrite"]) == 0
     assert json.loads((out / "manifest.json").read_text())["skipped_records"][str(raw / "empty.jsonl")] == 1
 
 
 def test_output_inside_the_input_folder_is_not_read_back(raw, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = prepare("raw", "raw/prepared", show_progress=False, model="none")
-    second = prepare("raw", "raw/prepared", show_progress=False, model="none")
+    second = prepare("raw", "raw/prepared", show_progress=False, model="none", overwrite=True)
     assert second.manifest["inputs"] == first.manifest["inputs"]
 
 
@@ -231,7 +237,7 @@ def test_failed_run_keeps_the_previous_output(raw, tmp_path):
     before = (out / "train.jsonl").read_bytes()
     (raw / "broken.jsonl").write_text("{oops\n")
     with pytest.raises(Exception, match="malformed JSON"):
-        prepare(raw, out, show_progress=False, model="none")
+        prepare(raw, out, show_progress=False, model="none", overwrite=True)
     assert (out / "train.jsonl").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]
 
@@ -257,3 +263,216 @@ def test_math_release_folder_is_one_input_per_subject_and_split(tmp_path):
     assert [(i["path"], i["split"]) for i in r.manifest["inputs"]] == [("MATH/test/algebra/", "test"),
                                                                       ("MATH/train/algebra/", "train")]
     assert r.counts["train"] == {"math": 2} and r.counts["test"] == {"math": 2}
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    """``curiosity-sft prepare ...`` in process: (exit code, stderr)."""
+    code = main(["prepare", *map(str, argv)])
+    return code, capsys.readouterr().err
+
+
+def one_line_error(err: str, fragment: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_a_foreign_file_in_the_output_folder_is_never_deleted(raw, tmp_path, capsys):
+    """Issue 12, item 1: a user's folder is refused (with or without --overwrite), and stays as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none", *extra)
+        assert code == 2
+        one_line_error(err, "not empty and was not written by `curiosity-sft prepare`")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+
+
+def test_only_our_own_output_is_replaced_and_only_with_overwrite(raw, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "--input", raw, "--output", out, "--model", "none")[0] == 0
+    assert written_by(out) == "prepare"
+    assert json.loads((out / "manifest.json").read_text())["written_by"]["command"] == "prepare"
+    code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none")
+    assert code == 2
+    one_line_error(err, "pass --overwrite")
+    assert run_cli(capsys, "--input", raw, "--output", out, "--model", "none", "--overwrite")[0] == 0
+    (out / "my_notes.md").write_text("mine")  # a file the user added to our output since
+    code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none", "--overwrite")
+    assert code == 2
+    one_line_error(err, "also holds my_notes.md, which prepare did not write")
+    assert (out / "my_notes.md").read_text() == "mine" and (out / "train.jsonl").exists()
+
+
+def test_an_input_inside_the_output_folder_is_an_error_that_says_so(raw, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "--input", raw, "--output", out, "--model", "none")[0] == 0
+    inner = out / "raw"
+    raw.rename(inner)  # the user keeps their raw data inside the output folder
+    code, err = run_cli(capsys, "--input", inner, "--output", out, "--model", "none", "--overwrite")
+    assert code == 2
+    one_line_error(err, "is inside the output folder")
+    assert (inner / "gsm8k" / "train.jsonl").exists()
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(jsonl([gsm("What is 2+2?", 4)]))
+    inner.rename(raw)
+    evals.rename(out / "evals.jsonl")
+    code, err = run_cli(capsys, "--input", raw, "--output", out, "--model", "none", "--overwrite",
+                        "--decontaminate", out / "evals.jsonl")
+    assert code == 2
+    one_line_error(err, "is inside the output folder")
+    assert (out / "evals.jsonl").exists()
+
+
+def test_output_naming_a_file_or_the_current_folder_is_one_line(raw, tmp_path, capsys, monkeypatch):
+    target = tmp_path / "train.jsonl"
+    target.write_text("keep me\n")
+    code, err = run_cli(capsys, "--input", raw, "--output", target, "--model", "none")
+    assert code == 2
+    one_line_error(err, "names a file, not a folder")
+    assert target.read_text() == "keep me\n"
+    monkeypatch.chdir(raw)
+    for here in (".", "./", ".."):
+        code, err = run_cli(capsys, "--input", raw, "--output", here, "--model", "none", "--overwrite")
+        assert code == 2
+        one_line_error(err, "is the current folder or one of its parents")
+    assert sorted(p.name for p in raw.iterdir()) == ["MATH.tar.gz", "gsm8k", "puzzles"]
+
+
+def test_output_folder_gets_the_permissions_of_the_umask(raw, tmp_path):
+    """Issue 12, item 2: ``mkdtemp`` made the published folder 0700."""
+    old = os.umask(0o022)
+    try:
+        prepare(raw, tmp_path / "out", show_progress=False, model="none")
+    finally:
+        os.umask(old)
+    assert oct(stat.S_IMODE((tmp_path / "out").stat().st_mode)) == oct(0o755)
+    assert oct(stat.S_IMODE((tmp_path / "out" / "train.jsonl").stat().st_mode)) == oct(0o644)
+
+
+def test_max_length_and_tokenizer_have_one_default_the_training_configs(raw, tmp_path, capsys, caplog):
+    """One source for shared settings: flag > data config > --config/--set > SFTConfig's default."""
+    caplog.set_level(logging.INFO, logger="curiosity_sft")
+    def settings(*argv):
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        assert run_cli(capsys, "--input", raw, "--output", out, *argv)[0] == 0
+        m = json.loads((out / "manifest.json").read_text())
+        return m["config"]["max_length"], m["config"]["model"], m["settings_from"]
+
+    train_cfg = tmp_path / "train.yaml"
+    train_cfg.write_text("max_length: 300\nmodel_name: smollm2-135m-instruct\n")
+    length, model, origin = settings("--model", "none")
+    assert length == SFTConfig().max_length and origin["max_length"] == "training default (SFTConfig.max_length)"
+    length, model, origin = settings("--config", train_cfg)
+    assert (length, model) == (300, "smollm2-135m-instruct")
+    assert origin == {"max_length": f"training config {train_cfg}", "model": f"training config {train_cfg}"}
+    assert f"max_length 300 from training config {train_cfg}" in caplog.text
+    length, _, origin = settings("--config", train_cfg, "--set", "max_length=200", "--model", "none")
+    assert length == 200 and origin["max_length"] == f"training config {train_cfg} --set max_length=200"
+    assert origin["model"] == "--model"
+    length, _, origin = settings("--config", train_cfg, "--max-length", "100", "--model", "none")
+    assert length == 100 and origin["max_length"] == "--max-length"
+    data_cfg = tmp_path / "data.yaml"
+    data_cfg.write_text("max_length: 400\nmodel: null\n")
+    length, model, origin = settings("--config", train_cfg, "--data-config", data_cfg)
+    assert (length, model) == (400, None) and origin["max_length"] == f"data config {data_cfg}"
+    assert "max_length 400 is above the training config's 300" in caplog.text
+    code, err = run_cli(capsys, "--input", raw, "--output", tmp_path / "x", "--config", train_cfg, "--set", "max_lenght=9")
+    assert code == 2
+    one_line_error(err, "unknown key `max_lenght`")
+
+
+def book_text(chapters: int = 6, paragraphs: int = 8) -> str:
+    words = ("fox", "owl", "river", "lantern", "hill", "garden", "moon", "boat", "bread", "kite", "drum", "well")
+    out = []
+    for c in range(chapters):
+        out.append(f"CHAPTER {c + 1}. The {words[c % len(words)]}")
+        for p in range(paragraphs):
+            w = [words[(c * 7 + p * 3 + i) % len(words)] for i in range(6)]
+            out.append(f"In chapter {c + 1}, part {p + 1}, the children found a {w[0]} near the {w[1]} and carried it "
+                       f"past the {w[2]} and the {w[3]} until the {w[4]} and the {w[5]} were far behind them at last.")
+    return "\n\n".join(out) + "\n"
+
+
+def test_both_examples_of_a_book_passage_land_in_the_same_split(tmp_path):
+    """Issue 12, item 5: a passage's text example and its "continue the story" chat were split independently."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "my_book.txt").write_text(book_text())
+    r = prepare(raw, tmp_path / "out", val_ratio=0.3, seed=0, show_progress=False, model="none", max_length=200)
+    rows = {name: read_jsonl(tmp_path / "out" / f"{name}.jsonl") for name in ("train", "val")}
+    groups = {name: {e["meta"]["split_group"] for e in exs} for name, exs in rows.items()}
+    kinds = {e["meta"]["kind"] for e in rows["val"]}
+    assert kinds == {"passage", "continuation"} and len(groups["val"]) >= 4
+    assert not groups["train"] & groups["val"]
+    assert r.counts["val"]["books"] == pytest.approx(0.3 * (r.counts["val"]["books"] + r.counts["train"]["books"]),
+                                                     abs=2)
+
+
+def test_validation_files_go_to_val_and_every_file_is_accounted_for(raw, tmp_path, caplog):
+    """Issue 12, item 6: files named val*/dev*/validation* were trained on."""
+    caplog.set_level(logging.INFO, logger="curiosity_sft")
+    dev = [gsm(f"Ann has {i} red kites and {i + 2} blue kites at the park today. How many kites does she have?", 2 * i + 2)
+           for i in range(5)]
+    (raw / "gsm8k" / "dev.jsonl").write_text(jsonl(dev))
+    train = (raw / "gsm8k" / "train.jsonl").read_text()
+    (raw / "gsm8k" / "train.jsonl").write_text(train + jsonl([dev[0]]))  # a dev problem repeated in train
+    (raw / "puzzles" / "logic_validation.jsonl").write_text(jsonl(
+        [{"task": "syllogism", "question": "All owls number 1 are birds. Is owl 1 a bird?", "answer": "Yes"}]))
+    (raw / "puzzles" / "devices.jsonl").write_text(jsonl(  # `dev` only as a word of the name
+        [{"task": "syllogism", "question": "All phones are devices. Is a phone a device?", "answer": "Yes"}]))
+    r = prepare(raw, tmp_path / "out", val_ratio=0.2, seed=1, show_progress=False, model="none")
+    m = r.manifest
+    rows = {i["path"]: i for i in m["inputs"]}
+    assert rows["gsm8k/dev.jsonl"]["split"] == "val" and "dev.jsonl" in rows["gsm8k/dev.jsonl"]["split_reason"]
+    assert rows["puzzles/logic_validation.jsonl"]["split"] == "val"
+    assert rows["puzzles/devices.jsonl"]["split"] == "train" and rows["gsm8k/test.jsonl"]["split"] == "test"
+    assert all(i["split_reason"] for i in m["inputs"])
+    val = read_jsonl(tmp_path / "out" / "val.jsonl")
+    gsm_val = {e["messages"][0]["content"] for e in val if e["source"] == "gsm8k"}
+    assert gsm_val == {d["question"] for d in dev}  # exactly the dev file: no random split on top
+    trained = read_jsonl(tmp_path / "out" / "train.jsonl")
+    assert not gsm_val & {e["messages"][0]["content"] for e in trained}
+    assert m["filters"]["gsm8k"]["exact_duplicate"] == 2  # the old repeat and the dev problem copied into train
+    assert "gsm8k/dev.jsonl: 5 gsm8k examples -> val (file name `dev.jsonl`): validation only" in caplog.text
+    assert ("gsm8k/train.jsonl: 23 gsm8k examples -> train (no test or validation name): trained on, all of it: "
+            "the source has a validation file") in caplog.text
+    assert "gsm8k/test.jsonl: 1 gsm8k examples -> test (file name `test.jsonl`): evaluation" in caplog.text
+    assert "MATH.tar.gz: 2 math examples -> train (archive members under `test/`): trained on, less a 20%" in caplog.text
+    for source, f in m["filters"].items():
+        dropped = f["exact_duplicate"] + f["near_duplicate"] + f["contaminated"] + f["too_long"] + f["capped"]
+        assert f["read"] - dropped == f["train"] + f["val"], source
+
+
+def test_every_prepared_example_has_a_difficulty_normalised_within_its_source_or_a_reason(raw, tmp_path):
+    """Issue 12, item 7 and contract 3: difficulty in [0, 1] per source (and task), else null with a reason."""
+    (raw / "my_book.txt").write_text(book_text())
+    (raw / "mine.jsonl").write_text(jsonl([{"prompt": f"Say {i}", "completion": f"{i}"} for i in range(4)]))
+    (raw / "puzzles" / "zebra.jsonl").write_text(jsonl(
+        {"task": "zebra_puzzles", "params": {"num_people": people, "num_characteristics": traits},
+         "question": f"Zebra puzzle {i} with {people} houses and {traits} traits: who owns the fish?", "answer": "bob"}
+        for i, (people, traits) in enumerate([(3, 3), (3, 3), (3, 4), (4, 4), (4, 4), (4, 4)])))
+    prepare(raw, tmp_path / "out", val_ratio=0.2, seed=0, show_progress=False, model="none", max_length=200)
+    rows = [e for name in ("train", "val", "test") for e in read_jsonl(tmp_path / "out" / f"{name}.jsonl")]
+    groups = {}
+    for e in rows:
+        assert "difficulty" in e
+        if e["difficulty"] is None:
+            assert e["meta"]["difficulty_reason"], e
+        else:
+            assert 0 <= e["difficulty"] <= 1 and "difficulty_measure" in e["meta"]
+            groups.setdefault((e["source"], e["meta"].get("task")), []).append(e["difficulty"])
+    for key, values in groups.items():
+        assert min(values) == 0 and max(values) == 1, key  # normalised within the source (and task)
+    zebra = sorted(e["difficulty"] for e in rows if e["meta"].get("task") == "zebra_puzzles")
+    # measures 0, 0, 3/7, 1, 1, 1 -> mid-ranks 0.5, 2, 4 of 5 -> rescaled to 0 .. 1
+    assert zebra == [0, 0, pytest.approx(1.5 / 3.5, abs=1e-4), 1, 1, 1]
+    reasons = {(e["source"], e["meta"]["difficulty_reason"]) for e in rows if e["difficulty"] is None}
+    assert reasons == {("logic", "`syllogism` puzzles carry no size parameter"),
+                       ("mine", "source `mine` gives no difficulty measure"),  # generic data
+                       # every GSM8K problem of the fixture has a one-step solution (train and test alike)
+                       ("gsm8k", "all 23 examples of `gsm8k` have the same difficulty measure: nothing to order them by")}
+    assert prepare(raw, tmp_path / "out", show_progress=False, model="none", overwrite=True)  # it reads back
+    from curiosity_sft.data.schema import read_examples
+    assert read_examples(tmp_path / "out" / "train.jsonl")

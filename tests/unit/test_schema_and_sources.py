@@ -36,12 +36,34 @@ def test_round_trip(tmp_path):
     (b'\xff\xfe\n', r":1: not UTF-8"),
     (b"", r"no examples"),
     (b'{"foo": 1}\n', r":1: record has neither"),
+    # issue 12, item 7: difficulty and meta were taken as they came
+    (b'{"text": "ok"}\n{"text": "ok", "difficulty": 1.5}\n', r":2: `difficulty` must be a number in \[0, 1\] or null"),
+    (b'{"text": "ok", "difficulty": -0.1}\n', r":1: `difficulty` must be a number in \[0, 1\]"),
+    (b'{"text": "ok", "difficulty": "hard"}\n', r":1: `difficulty` must be a number"),
+    (b'{"text": "ok", "difficulty": true}\n', r":1: `difficulty` must be a number"),
+    (b'{"text": "ok", "difficulty": NaN}\n', r":1: `difficulty` must be a number"),
+    (b'{"text": "ok", "meta": [1, 2]}\n', r":1: `meta` must be a JSON object, got list"),
+    (b'{"text": "ok", "meta": {"difficulty_reason": 3}}\n', r":1: `meta.difficulty_reason` must be a non-empty string"),
+    (b'{"text": "ok", "meta": {"task": ""}}\n', r":1: `meta.task` must be a non-empty string"),
 ])
 def test_bad_prepared_files_name_file_and_line(tmp_path, content, match):
     p = tmp_path / "bad.jsonl"
     p.write_bytes(content)
     with pytest.raises(DataError, match=match):
         read_examples(p)
+
+
+def test_a_prepared_folder_must_say_why_a_difficulty_is_null(tmp_path):
+    from curiosity_sft.io import atomic_write_json, ownership
+
+    rows = b'{"text": "a", "difficulty": 0.25, "meta": {}}\n{"text": "b", "difficulty": null, "meta": {}}\n'
+    (tmp_path / "val.jsonl").write_bytes(rows)
+    assert [e.difficulty for e in read_examples(tmp_path / "val.jsonl")] == [0.25, None]  # a user's own file
+    atomic_write_json(tmp_path / "manifest.json", {**ownership("prepare")})
+    with pytest.raises(DataError, match=r"val.jsonl:2: `difficulty` is null without `meta.difficulty_reason`"):
+        read_examples(tmp_path / "val.jsonl")
+    (tmp_path / "val.jsonl").write_bytes(rows.replace(b'null, "meta": {}', b'null, "meta": {"difficulty_reason": "x"}'))
+    assert read_examples(tmp_path / "val.jsonl")[1].meta == {"difficulty_reason": "x"}
 
 
 def test_gsm8k_reader_strips_calculator_and_keeps_answer(tmp_path):

@@ -105,12 +105,31 @@ def test_reasoning_gym_logic_and_logic_rl(tmp_path):
     fmt, [(_, zebra), (_, prop)] = read(rg)
     assert fmt == "logic" and zebra.difficulty == 1.0 and zebra.answer == "bob"
     assert prop.answer is None and prop.reference == "P"  # many valid answers: trained on, not scored
-    assert prop.difficulty == 0.25  # 3 premises in [2, 4] -> 0.5, complexity 1 in [1, 3] -> 0
+    assert prop.difficulty == 0.25  # 3 premises in [2, 4] -> 0.5, no connectives (of at most 3) -> 0
     krl = write_jsonl(tmp_path / "people3_num100.jsonl", [
         {"quiz": "A very special island... Zoey says ...", "names": ["Zoey", "Ava", "Max"], "solution": [True, False, True],
          "solution_text": "Zoey is a knight, Ava is a knave, and Max is a knight"}])
     fmt, [(_, k)] = read(krl)
     assert fmt == "logic_rl" and k.source == "logic" and k.difficulty == pytest.approx(1 / 6)
+
+
+def test_propositional_difficulty_comes_from_the_puzzle_not_the_example_answer(tmp_path):
+    """Issue 12, item 7: ``metadata.complexity`` is the size of the example conclusion."""
+    ranges = {"vars": [2, 4], "statements": [2, 4], "complexity": [1, 3]}
+
+    def puzzle(premises, variables, answer, complexity):
+        return {"task": "propositional_logic", "question": f"Given {premises} {answer}?", "answer": None,
+                "metadata": {"premises": premises, "variables": variables, "complexity": complexity,
+                             "example_answer": answer, "difficulty": ranges}}
+
+    p = write_jsonl(tmp_path / "logic.jsonl", [
+        puzzle(["P", "Q"], ["P", "Q"], "P", 1),
+        puzzle(["P", "Q"], ["P", "Q"], "((P ∧ Q) ∨ ¬P)", 5),  # same puzzle, a bigger valid answer
+        puzzle(["(P ∧ Q)", "(¬R → (P ↔ S))", "¬(Q ∨ S)"], ["P", "Q", "R", "S"], "P", 1)])
+    _, [(_, small), (_, same), (_, big)] = read(p)
+    assert small.difficulty == same.difficulty == 0.0
+    # 3 premises in [2, 4] -> 0.5; 4 variables in [2, 4] -> 1; 6/3 connectives per premise of at most 3
+    assert big.difficulty == pytest.approx((0.5 + 1 + 2 / 3) / 3)
 
 
 @pytest.mark.parametrize("rec,user,reply", [

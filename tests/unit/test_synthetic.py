@@ -23,7 +23,6 @@ import pytest
 import sympy
 from latex2sympy2_extended import latex2sympy
 
-from curiosity_sft.data.stories import STORIES
 from curiosity_sft.data.synthetic import (
     BOOKS,
     gsm8k_problem,
@@ -31,7 +30,8 @@ from curiosity_sft.data.synthetic import (
     math_problem,
     write_raw_dataset,
 )
-from curiosity_sft.data.synthetic_gsm8k import TEMPLATES
+from curiosity_sft.data.synthetic.gsm8k import TEMPLATES
+from curiosity_sft.data.synthetic.stories import STORIES
 
 SMALL = {"n_gsm8k": 60, "n_math": 60, "n_logic": 30, "n_test": 20}
 

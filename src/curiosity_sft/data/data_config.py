@@ -18,7 +18,7 @@ sources:
   - name: web
     paths: [web]                  # a `web ingest` --output (newest complete snapshot) or one snapshot
     weight: 0.5
-max_length: 1024
+max_length: 2048                  # default: the training config's (prepare --config)
 overflow: drop                    # or truncate
 decontaminate: [evals/aime.jsonl]
 ```
@@ -33,8 +33,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from curiosity_sft.config import read_yaml_mapping
+from curiosity_sft.config import SFTConfig, read_yaml_mapping
 from curiosity_sft.errors import ConfigError
+
+# The settings ``prepare`` shares with training have one default each: the training config's.
+# (``prepare --config`` takes them from a training config instead; see ``prepare.resolve_config``.)
+SHARED_WITH_TRAINING = {"max_length": "max_length", "model": "model_name"}
 
 Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic", "web"]
 
@@ -47,7 +51,8 @@ class SourceSpec(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the `source` label of its examples")
     paths: list[str] = Field(min_length=1, description="files or folders, relative to --input")
     format: Format | None = Field(None, description="force a format (default: detect per file)")
-    split: Literal["auto", "train", "test"] = Field("auto", description="auto: test*/MATH test members are test")
+    split: Literal["auto", "train", "val", "test"] = Field(
+        "auto", description="auto: test*/MATH test members are test, val*/dev*/validation* are val")
     weight: float | None = Field(None, gt=0, description="target share of training tokens (relative)")
     max_examples: int | None = Field(None, gt=0, description="keep at most this many training examples")
 
@@ -63,8 +68,10 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[SourceSpec] = Field(default_factory=list, description="empty: every file under --input")
-    model: str | None = Field("smollm2-135m-instruct", description="tokenizer for length accounting (null: none)")
-    max_length: int = Field(1024, gt=16, description="tokens per example, chat template included")
+    model: str | None = Field(SFTConfig.model_fields["model_name"].default,
+                              description="tokenizer for length accounting (null: none); default: the training config's model_name")
+    max_length: int = Field(SFTConfig.model_fields["max_length"].default, gt=16,
+                            description="tokens per example, chat template included; default: the training config's")
     overflow: Literal["drop", "truncate"] = Field("drop", description="what to do with longer examples")
     decontaminate: list[str] = Field(default_factory=list, description="extra evaluation files to decontaminate against")
     decontaminate_test_splits: bool = Field(True, description="also decontaminate against the test splits in the input")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from curiosity_sft.data.filters import NgramIndex, prompt_text
+from curiosity_sft.data.decontamination import NgramIndex, prompt_text
 from curiosity_sft.data.inputs import sha256_files
 from curiosity_sft.data.records import BadRecords, iter_records
 from curiosity_sft.data.schema import Example

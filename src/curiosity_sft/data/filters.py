@@ -1,20 +1,16 @@
-"""Duplicate removal and decontamination: the filters that decide which examples are real.
+"""Duplicate removal: the filters that decide which examples are distinct.
 
 - **Exact duplicates**: same normalised content (case and whitespace ignored), or the same id
   (GSM8K/MATH/puzzle ids hash the question, so a repeated question with a new solution counts).
-- **Near duplicates**: MinHash over 5-shingles of words and symbols with LSH (``datasketch``); a
-  pair above the Jaccard threshold is one example, unless their outcomes differ: generated
+- **Near duplicates**: MinHash over 5-shingles of words and symbols with LSH (``datasketch``)
+  proposes candidates, the exact Jaccard similarity of the two shingle sets decides; a pair at or
+  above the threshold is one example, unless their outcomes differ: generated
   puzzles share a long preamble and differ in ``P ∧ Q`` vs ``P ∨ Q``, GSM8K variants in a number,
   and two problems with different answers are two problems however alike their wording. Chat and
   plain-text examples are compared only with their own kind: a book passage and its "continue the
   story" version are two ways to train, not a repeat.
-- **Contamination**: a training example that shares a word ``ngram`` (13 by default, as in the
-  GPT-3 paper) with the *question* of any evaluation example. Only evaluation prompts are indexed:
-  stock solution phrasing ("we can write this as ...") is shared by honest examples too; and an
-  n-gram found in more than ``BOILERPLATE_PROMPTS`` evaluation prompts is a stock instruction
-  ("... where m and n are relatively prime positive integers. Find m+n") or Asymptote preamble,
-  not a leaked problem, so it is ignored.
 
+Contamination (a training example repeating an evaluation problem) is ``decontamination.py``.
 Each filter keeps the first example it sees, so callers pass evaluation examples first: a training
 example that duplicates a test problem is the one dropped.
 """
@@ -24,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,27 +27,18 @@ from datasketch import MinHash, MinHashLSH
 
 from curiosity_sft.data.schema import Example
 
-WORD = re.compile(r"\w+")
 TOKEN = re.compile(r"\w+|[^\w\s]")  # symbols count: `¬Q` and `Q` are different statements
 SHINGLE = 5
-NUM_PERM = 64
-BOILERPLATE_PROMPTS = 5
+NUM_PERM = 128
+# (false positive, false negative) weights for datasketch's choice of bands: a missed duplicate is
+# final, a false candidate only costs one exact Jaccard, so recall at the threshold wins (11 bands
+# of 11 rows at 0.9: a pair at J = 0.90 is proposed 98.4% of the time, at 0.93 99.9%).
+LSH_WEIGHTS = (0.01, 0.99)
 
 
 def content(ex: Example) -> str:
     """Everything a model would see of an example, turns joined in order."""
     return ex.text if ex.text is not None else "\n".join(m["content"] for m in ex.messages or [])
-
-
-def prompt_text(ex: Example) -> str:
-    """What an evaluation example asks: its user turns, or its text."""
-    if ex.messages is None:
-        return ex.text or ""
-    return "\n".join(m["content"] for m in ex.messages if m["role"] == "user")
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
 
 
 def kind(ex: Example) -> str:
@@ -99,68 +85,40 @@ def shingles(text: str) -> list[bytes]:
     return [" ".join(w[i:i + SHINGLE]).encode() for i in range(len(w) - SHINGLE + 1)]
 
 
+def jaccard(a: set[bytes], b: set[bytes]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
 def near_duplicates(examples: Sequence[Example], threshold: float, skip: Iterable[int] = ()) -> dict[int, Verdict]:
     """Index -> verdict for examples within ``threshold`` Jaccard of an earlier kept one.
 
-    The LSH only proposes candidates; each is confirmed with the MinHash Jaccard estimate, so the
-    result does not depend on banding luck. Shingles are hashed with CRC-32: the same on every
-    run and machine (unlike ``hash()``), and ~5x faster than datasketch's default SHA-1.
+    The LSH only proposes candidates, banded for recall at the threshold (``LSH_WEIGHTS``); each
+    candidate with the same outcome is confirmed with the exact Jaccard of the two shingle sets,
+    so no pair below the threshold is ever removed and none above it depends on MinHash noise.
+    Shingle sets are rebuilt only for examples that meet a candidate: keeping all of them would
+    hold millions of strings. Shingles are hashed with CRC-32: the same on every run and machine
+    (unlike ``hash()``), and ~5x faster than datasketch's default SHA-1.
     """
     skipped = set(skip)
     todo = [i for i in range(len(examples)) if i not in skipped]
-    hashes = MinHash.bulk([shingles(content(examples[i])) for i in todo], num_perm=NUM_PERM, hashfunc=zlib.crc32)
-    lsh = {k: MinHashLSH(threshold=threshold, num_perm=NUM_PERM) for k in ("chat", "text")}
-    kept: dict[str, tuple[MinHash, str]] = {}
+    hashes = MinHash.bulk((shingles(content(examples[i])) for i in todo), num_perm=NUM_PERM, hashfunc=zlib.crc32)
+    lsh = {k: MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=LSH_WEIGHTS) for k in ("chat", "text")}
+    kept: dict[str, tuple[int, str]] = {}  # id -> (index, outcome)
+    sets: dict[int, set[bytes]] = {}
+
+    def shingle_set(i: int) -> set[bytes]:
+        if i not in sets:
+            sets[i] = set(shingles(content(examples[i])))
+        return sets[i]
+
     out: dict[int, Verdict] = {}
     for i, m in zip(todo, hashes, strict=True):
         index, end = lsh[kind(examples[i])], outcome(examples[i])
-        match = next((k for k in sorted(index.query(m)) if kept[k][1] == end and m.jaccard(kept[k][0]) >= threshold),
-                     None)
+        match = next((k for k in sorted(index.query(m))
+                      if kept[k][1] == end and jaccard(shingle_set(i), shingle_set(kept[k][0])) >= threshold), None)
         if match is not None:
             out[i] = Verdict("near_duplicate", detail=match)
             continue
         index.insert(examples[i].id, m)
-        kept[examples[i].id] = (m, end)
-    return out
-
-
-class NgramIndex:
-    """Every word n-gram of a set of evaluation prompts, for contamination lookups."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.prompts: Counter[tuple[str, ...]] = Counter()
-
-    def add(self, text: str) -> None:
-        w = words(text)
-        self.prompts.update({tuple(w[i:i + self.n]) for i in range(len(w) - self.n + 1)})
-
-    @property
-    def grams(self) -> set[tuple[str, ...]]:
-        """The indexed n-grams, boilerplate left out (computed once, after the last ``add``)."""
-        if not hasattr(self, "_grams"):
-            self._grams = {g for g, k in self.prompts.items() if k <= BOILERPLATE_PROMPTS}
-        return self._grams
-
-    def first_match(self, text: str) -> str | None:
-        """The first n-gram of ``text`` that is in the index, as text; None if there is none."""
-        w, grams = words(text), self.grams
-        for i in range(len(w) - self.n + 1):
-            if tuple(w[i:i + self.n]) in grams:
-                return " ".join(w[i:i + self.n])
-        return None
-
-
-def contaminated(examples: Sequence[Example], index: NgramIndex, skip: Iterable[int] = ()) -> dict[int, Verdict]:
-    """Index -> verdict (with the shared n-gram) for examples that overlap an evaluation prompt."""
-    if not index.grams:
-        return {}
-    skipped = set(skip)
-    out: dict[int, Verdict] = {}
-    for i, ex in enumerate(examples):
-        if i in skipped:
-            continue
-        hit = index.first_match(content(ex))
-        if hit is not None:
-            out[i] = Verdict("contaminated", detail=hit)
+        kept[examples[i].id] = (i, end)
     return out

@@ -3,7 +3,10 @@
 An input is one file, or one folder of single-problem ``.json`` files (the original MATH layout,
 ``MATH/train/algebra/*.json``): a manifest listing 12,500 files would hide the ones that matter.
 Official test splits (``test*.jsonl``, ``*_test.*``, anything under a ``test/`` folder, MATH
-``test/`` archive members) go to ``test.jsonl`` and never enter training.
+``test/`` archive members) go to ``test.jsonl`` and never enter training; validation files
+(``val*``, ``dev*``, ``validation*``, ``*_val.*``, a ``val/`` or ``dev/`` folder) go to ``val.jsonl``
+and never enter training either. Every input records which split it went to and why, so the log
+and the manifest can say what was done with each file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from curiosity_sft.data.sources import is_data_file, web
 from curiosity_sft.errors import DataError
 
 TEST_WORDS = ("test",)
+VAL_WORDS = ("val", "valid", "validation", "dev")
 
 
 @dataclass
@@ -30,14 +34,28 @@ class Input:
     format: str | None = None
     source: str | None = None
     split: str = "auto"
+    split_reason: str = ""
     sha256: str = field(default="", repr=False)
 
 
-def is_test_path(rel: PurePath) -> bool:
-    """``test.jsonl``, ``main_test.jsonl``, ``test-00000-of-00001.parquet``, ``MATH/test/x/1.json``."""
+def held_out_split(rel: PurePath) -> tuple[str | None, str]:
+    """(``"test"`` / ``"val"`` / None, why) from a file's name and folders: ``test.jsonl``,
+    ``main_test.jsonl``, ``test-00000-of-00001.parquet``, ``MATH/test/x/1.json`` are test;
+    ``dev.jsonl``, ``gsm8k_val.jsonl``, ``validation-00000-of-00001.parquet``, ``data/val/x.json``
+    are validation; words are split on ``_`` and ``-``, so ``devices.jsonl`` is neither."""
     stem = rel.name.split(".")[0].lower()
+    words = stem.replace("-", "_").split("_")
     parts = [p.lower() for p in rel.parts[:-1]]
-    return stem.startswith("test") or any(w in stem.replace("-", "_").split("_") for w in TEST_WORDS) or "test" in parts
+    if stem.startswith("test") or any(w in words for w in TEST_WORDS):
+        return "test", f"file name `{rel.name}`"
+    if "test" in parts:
+        return "test", "a `test/` folder"
+    if any(w in words for w in VAL_WORDS):
+        return "val", f"file name `{rel.name}`"
+    folder = next((p for p in parts if p in VAL_WORDS), None)
+    if folder is not None:
+        return "val", f"a `{folder}/` folder"
+    return None, ""
 
 
 def sha256_files(files: list[Path], root: Path) -> str:
@@ -102,18 +120,21 @@ def find_inputs(input_dir: Path, cfg: DataConfig, skip: Path | None = None) -> l
             if not path.exists():
                 raise DataError(f"source `{spec.name}`: path not found", where=path,
                                 fix="paths in a data config are relative to --input")
+            why = f"data config source `{spec.name}`" if spec.split != "auto" else ""
             if web.is_web_folder(path):  # a web-ingest output or snapshot is one input, read as a whole
-                inputs.append(Input(_label(path, root) + "/", [path], spec.format or "web", spec.name, spec.split))
+                inputs.append(Input(_label(path, root) + "/", [path], spec.format or "web", spec.name, spec.split, why))
                 continue
             webs = web.roots_under(path)
             for label, files in _group(_expand(path, skip, webs), root):
-                inputs.append(Input(label, files, spec.format, spec.name, spec.split))
-            inputs += [Input(_label(w, root) + "/", [w], "web", spec.name, spec.split) for w in webs]
+                inputs.append(Input(label, files, spec.format, spec.name, spec.split, why))
+            inputs += [Input(_label(w, root) + "/", [w], "web", spec.name, spec.split, why) for w in webs]
     if not inputs:
         raise DataError("no data files found (.jsonl, .json, .parquet, .txt, MATH .tar.gz)", where=input_dir,
                         fix="point --input at a folder with GSM8K/MATH/logic JSONL or book .txt files")
     for inp in inputs:
         inp.sha256 = web.sha256(inp.files[0]) if inp.format == "web" else sha256_files(inp.files, root)
-        if inp.split == "auto" and is_test_path(PurePath(inp.label.rstrip("/") + ("/x" if inp.label.endswith("/") else ""))):
-            inp.split = "test"
+        if inp.split == "auto":
+            split, why = held_out_split(PurePath(inp.label.rstrip("/") + ("/x" if inp.label.endswith("/") else "")))
+            if split is not None:
+                inp.split, inp.split_reason = split, why
     return inputs

@@ -1,19 +1,21 @@
 """``prepare``: raw files -> ``train.jsonl`` / ``val.jsonl`` / ``test.jsonl`` + ``manifest.json``.
 
-read -> exact and near duplicates -> decontamination -> length accounting -> caps -> split ->
-mixing -> write. Official test splits are read first so that any training example repeating or
-overlapping a test problem is the one dropped; the test split itself is never filtered, so its
-counts match the published ones. Everything is written into a temporary folder and moved into
-place only when the whole run has succeeded. Inputs are read in sorted order, ids are content
-hashes and every sample is seeded, so the same inputs and seed give byte-identical outputs.
+check the output folder -> read -> difficulty on one scale per source -> exact and near
+duplicates -> decontamination -> length accounting -> caps -> split -> mixing -> write. Official
+test splits and validation files are read first so that any training example repeating or
+overlapping one of their problems is the one dropped; the test split itself is never filtered, so
+its counts match the published ones. The output folder is checked before anything is read (only
+a new or empty folder, or our own earlier output with ``--overwrite``), everything is written into
+a temporary folder and moved into place only when the whole run has succeeded. Inputs are read
+in sorted order, ids are content hashes and every sample is seeded, so the same inputs and seed
+give byte-identical outputs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
+import logging
 import shutil
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,15 +26,12 @@ from pydantic import ValidationError
 from rich.progress import Progress
 
 from curiosity_sft import __version__
-from curiosity_sft.data.data_config import DataConfig, explain, load_data_config
+from curiosity_sft.config import SFTConfig, load_config
+from curiosity_sft.data.data_config import SHARED_WITH_TRAINING, DataConfig, explain, load_data_config
+from curiosity_sft.data.decontamination import NgramIndex, contaminated, top_ngrams
+from curiosity_sft.data.difficulty import normalise_difficulty
 from curiosity_sft.data.eval_sets import eval_index
-from curiosity_sft.data.filters import (
-    NgramIndex,
-    Verdict,
-    contaminated,
-    exact_duplicates,
-    near_duplicates,
-)
+from curiosity_sft.data.filters import Verdict, exact_duplicates, near_duplicates
 from curiosity_sft.data.inputs import Input, find_inputs
 from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
@@ -41,11 +40,22 @@ from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, is_archive, read_source
 from curiosity_sft.data.sources.options import SourceOptions
-from curiosity_sft.errors import ConfigError, DataError
-from curiosity_sft.io import atomic_write_json, publish_dir
+from curiosity_sft.data.splits import split_train_val
+from curiosity_sft.errors import ConfigError, DataError, UserError
+from curiosity_sft.io import (
+    MANIFEST,
+    atomic_write_json,
+    check_output_dir,
+    ownership,
+    publish_dir,
+    staging_dir,
+)
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_ROOM = 64  # tokens a chat template adds around a book continuation (SmolLM2: ~35)
 TOKENIZE_BATCH = 2048  # big enough for the fast tokenizer's batch speed, small enough for a live progress bar
+OUTPUT_FILES = ("train.jsonl", "val.jsonl", "test.jsonl", "dropped.jsonl", MANIFEST)
 STAGES = ("read", "exact_duplicate", "near_duplicate", "contaminated", "too_long", "truncated", "capped")
 
 
@@ -56,21 +66,6 @@ class PrepareResult:
     manifest: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # file -> bad records skipped (--on-error skip)
     skipped_examples: list[str] = field(default_factory=list)  # the first few skip messages
-
-
-def split_train_val(examples: list[Example], val_ratio: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Stratified by source: every source gets the same share of validation examples."""
-    by_source: dict[str, list[Example]] = defaultdict(list)
-    for ex in examples:
-        by_source[ex.source].append(ex)
-    train, val = [], []
-    for source in sorted(by_source):
-        group = sorted(by_source[source], key=lambda e: e.id)
-        random.Random(f"{seed}:{source}").shuffle(group)
-        k = round(len(group) * val_ratio) if len(group) > 1 else 0
-        val += group[:k]
-        train += group[k:]
-    return train, val
 
 
 def code_version() -> dict[str, str]:
@@ -91,13 +86,14 @@ def read_file(path: Path, inp: Input, opts: SourceOptions,
 
 
 def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
-                progress: Progress) -> tuple[list[Example], list[Example], list[dict[str, Any]]]:
-    """(train pool, test pool, manifest rows) from every input, in input order."""
-    pools: dict[str, list[Example]] = {"train": [], "test": []}
+                progress: Progress) -> tuple[dict[str, list[Example]], list[dict[str, Any]]]:
+    """(split -> examples, manifest rows) from every input, in input order."""
+    pools: dict[str, list[Example]] = {"train": [], "val": [], "test": []}
     rows = []
     task = progress.add_task("reading", total=sum(len(i.files) for i in inputs))
     for inp in inputs:
         formats: set[str] = set()
+        sources: set[str] = set()
         split_counts: Counter[str] = Counter()
         before = bad.total
         for path in inp.files:
@@ -112,10 +108,29 @@ def read_inputs(inputs: list[Input], opts: SourceOptions, bad: BadRecords,
                 split = inp.split if inp.split != "auto" else (member_split or "train")
                 pools[split].append(ex)
                 split_counts[split] += 1
-        rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "split": inp.split if inp.split != "auto"
-                     else "/".join(sorted(split_counts)) or "train", "examples": dict(sorted(split_counts.items())),
+                sources.add(ex.source)
+        why = inp.split_reason or ("archive members under `test/`" if len(split_counts) > 1 or "test" in split_counts
+                                   else "no test or validation name")
+        rows.append({"path": inp.label, "format": "/".join(sorted(formats)), "sources": sorted(sources),
+                     "split": inp.split if inp.split != "auto" else "/".join(sorted(split_counts)) or "train",
+                     "split_reason": why, "examples": dict(sorted(split_counts.items())),
                      "skipped": bad.total - before, "sha256": inp.sha256})
-    return pools["train"], pools["test"], rows
+    return pools, rows
+
+
+def log_inputs(rows: list[dict[str, Any]], has_val_file: set[str], val_ratio: float) -> None:
+    """One line per input file: how many examples went to which split, why, and what that split is for."""
+    for row in rows:
+        for split, k in row["examples"].items():
+            if split == "test":
+                use = "evaluation and decontamination only, never trained on or filtered"
+            elif split == "val":
+                use = "validation only, never trained on"
+            elif set(row["sources"]) <= has_val_file:
+                use = "trained on, all of it: the source has a validation file"
+            else:
+                use = f"trained on, less a {val_ratio:.0%} validation share per source"
+            log.info("%s: %d %s examples -> %s (%s): %s", row["path"], k, row["format"], split, row["split_reason"], use)
 
 
 def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str, dict[str, int]]:
@@ -125,20 +140,51 @@ def _by_source(examples: Sequence[Example], lengths: Sequence[int]) -> dict[str,
     return {s: {"examples": len(v), **percentiles(v)} for s, v in sorted(groups.items())}
 
 
-def resolve_config(data_config: str | Path | DataConfig | None, val_ratio: float, **overrides: Any) -> DataConfig:
-    """The data config with the command-line options that were given applied on top."""
+def resolve_config(data_config: str | Path | DataConfig | None, val_ratio: float, train: SFTConfig | None = None,
+                   train_where: str = "", **overrides: Any) -> tuple[DataConfig, dict[str, str]]:
+    """The data config with the command-line options applied on top, and where each setting
+    shared with training (``max_length``, the tokenizer) came from.
+
+    Those settings have one default, the training config's: a command-line flag wins, then a key
+    the data config sets, then the training config given with ``--config``/``--set``, then
+    ``SFTConfig``'s default. Examples that fit prepare's ``max_length`` but not training's would
+    otherwise be dropped again, silently, at training time.
+    """
     cfg = data_config if isinstance(data_config, DataConfig) else load_data_config(data_config)
     updates = {k: v for k, v in overrides.items() if v is not None and k not in ("model", "decontaminate")}
     if overrides.get("model") is not None:
         updates["model"] = None if overrides["model"].lower() == "none" else overrides["model"]
     updates["decontaminate"] = [*cfg.decontaminate, *map(str, overrides.get("decontaminate") or ())]
+    origin = {}
+    for key, train_key in SHARED_WITH_TRAINING.items():
+        if overrides.get(key) is not None:
+            origin[key] = f"--{key.replace('_', '-')}"
+        elif key in cfg.model_fields_set:
+            origin[key] = f"data config {data_config}" if not isinstance(data_config, DataConfig) else "data config"
+        elif train is not None:
+            updates[key] = getattr(train, train_key)
+            origin[key] = f"training config {train_where}"
+        else:
+            origin[key] = f"training default (SFTConfig.{train_key})"
     try:
         cfg = DataConfig(**{**cfg.model_dump(), **updates})
     except ValidationError as e:
         raise explain(e, Path("<command line>"), None) from None
     if not 0 <= val_ratio < 1:
         raise ConfigError(f"--val-ratio must be in [0, 1), got {val_ratio}", where="<command line>")
-    return cfg
+    return cfg, origin
+
+
+def check_output(output_dir: str | Path, overwrite: bool, inputs: Sequence[str | Path]) -> Path:
+    """``check_output_dir`` for ``prepare``, plus: an earlier output that has since gained files of
+    the user's is refused even with ``--overwrite``, since replacing the folder would delete them."""
+    out = check_output_dir(output_dir, "prepare", overwrite=overwrite, inputs=inputs)
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES) if out.is_dir() else []
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise UserError(f"this `prepare` output also holds {', '.join(foreign[:3])}{more}, which prepare did not write",
+                        where=output_dir, fix="move them out of the folder first; nothing was changed")
+    return out
 
 
 @dataclass
@@ -152,21 +198,25 @@ class Filtered:
     truncated: Counter[str]
 
 
-def filter_pool(pool: list[Example], n_test: int, cfg: DataConfig, index: NgramIndex, counter: LengthCounter,
-                progress: Progress) -> Filtered:
-    """Duplicates, contamination and length over ``pool`` (the ``n_test`` test examples first).
+def filter_pool(pool: list[Example], n_test: int, n_val: int, cfg: DataConfig, index: NgramIndex,
+                counter: LengthCounter, progress: Progress) -> Filtered:
+    """Duplicates, contamination and length over ``pool``: the ``n_test`` test examples first, then
+    the ``n_val`` examples of validation files, then the training pool.
 
-    Test examples take part as the reference every training example is compared with, but are
-    never dropped themselves.
+    Held-out examples (test and validation files) take part as the reference every training
+    example is compared with, but are never dropped as duplicates or contaminated themselves;
+    validation examples are length-filtered like training ones, since training's evaluation
+    drops what does not fit.
     """
+    held = n_test + n_val
     task = progress.add_task("deduplicating", total=2)
     verdicts = exact_duplicates(pool)
     progress.advance(task)
     verdicts |= near_duplicates(pool, cfg.near_dup_threshold, skip=verdicts)
     progress.advance(task)
-    verdicts = {i: v for i, v in verdicts.items() if i >= n_test}
+    verdicts = {i: v for i, v in verdicts.items() if i >= held}
     task = progress.add_task("decontaminating", total=1)
-    verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(n_test)))
+    verdicts |= contaminated(pool, index, skip=set(verdicts) | set(range(held)))
     progress.advance(task)
 
     kept_idx = [i for i in range(len(pool)) if i not in verdicts]
@@ -194,8 +244,7 @@ def filter_pool(pool: list[Example], n_test: int, cfg: DataConfig, index: NgramI
 def write_outputs(out: Path, splits: dict[str, list[Example]], dropped: list[dict[str, Any]],
                   manifest: dict[str, Any]) -> None:
     """Write everything into a temporary sibling folder, then move it into place in one step."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    tmp = staging_dir(out)
     try:
         for name, exs in splits.items():
             if exs or name != "test":
@@ -212,14 +261,32 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
             show_progress: bool = True, *, data_config: str | Path | DataConfig | None = None,
             on_error: OnError = "fail", max_length: int | None = None, model: str | None = None,
             decontaminate: Sequence[str | Path] = (), ngram: int | None = None,
-            overflow: str | None = None) -> PrepareResult:
+            overflow: str | None = None, overwrite: bool = False, train_config: str | Path | None = None,
+            train_overrides: Sequence[str] = ()) -> PrepareResult:
     """Prepare ``input_dir`` into ``output_dir``. Keyword options override the data config's;
-    ``model="none"`` (or ``model: null`` in the config) skips tokenization and estimates lengths."""
-    cfg = resolve_config(data_config, val_ratio, max_length=max_length, model=model, decontaminate=decontaminate,
-                         ngram=ngram, overflow=overflow)
-    inp, out = Path(input_dir), Path(output_dir)
+    ``model="none"`` (or ``model: null`` in the config) skips tokenization and estimates lengths.
+    ``train_config``/``train_overrides`` (``--config``/``--set``, read as ``train`` reads them) give
+    ``max_length`` and the tokenizer where neither a flag nor the data config does.
+
+    ``output_dir`` is checked before any data is read: it must be new, empty, or (with
+    ``overwrite``) an earlier ``prepare`` output holding only what prepare writes.
+    """
+    train_cfg = load_config(train_config, list(train_overrides)) if train_config is not None or train_overrides else None
+    train_where = " ".join([str(train_config or "<defaults>"), *(f"--set {o}" for o in train_overrides)])
+    cfg, origin = resolve_config(data_config, val_ratio, train_cfg, train_where, max_length=max_length, model=model,
+                                 decontaminate=decontaminate, ngram=ngram, overflow=overflow)
+    inp = Path(input_dir)
+    root = inp if inp.is_dir() else inp.parent
+    named = [inp, *cfg.decontaminate, *(root / p for spec in cfg.sources for p in spec.paths),
+             *(p for p in (data_config, train_config) if isinstance(p, str | Path))]
+    out = check_output(output_dir, overwrite, named)
+    log.info("max_length %d from %s; tokenizer %s from %s", cfg.max_length, origin["max_length"],
+             cfg.model or "none (characters / 4)", origin["model"])
+    if train_cfg is not None and cfg.max_length > train_cfg.max_length:
+        log.warning("max_length %d is above the training config's %d: training will drop the examples in between",
+                    cfg.max_length, train_cfg.max_length)
     bad = BadRecords(on_error)
-    inputs = find_inputs(inp, cfg, skip=out.resolve() if out.exists() else None)
+    inputs = find_inputs(inp, cfg, skip=out if out.exists() else None)
     if cfg.model is None:
         counter = LengthCounter(None)
     else:
@@ -230,29 +297,41 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
                          passage_tokens=cfg.max_length - TEMPLATE_ROOM, count_tokens=counter.texts)
 
     with Progress(disable=not show_progress, transient=True) as progress:
-        train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
+        pools, input_rows = read_inputs(inputs, opts, bad, progress)
+        read = normalise_difficulty([*pools["test"], *pools["val"], *pools["train"]])  # one scale per source
+        n_test, n_val = len(pools["test"]), len(pools["val"])
+        test, val_pool, train_pool = read[:n_test], read[n_test:n_test + n_val], read[n_test + n_val:]
         thinks = counter.chat is not None and bool(counter.tok.chat_template) and counter.chat.behaviour.thinks
         reasoning = resolve_format(cfg.reasoning_format, thinks)
-        train_pool, written = format_examples(train_pool, reasoning)  # test splits stay as published
+        # what training sees is formatted, validation files included; test splits stay as published
+        val_pool, written_val = format_examples(val_pool, reasoning)
+        train_pool, written = format_examples(train_pool, reasoning)
+        written += written_val
         if not train_pool:
-            raise DataError("no training examples found (only test splits?)", where=inp)
+            raise DataError("no training examples found (only test or validation splits?)", where=inp)
         index, eval_rows = eval_index(test if cfg.decontaminate_test_splits else [], cfg.decontaminate, cfg.ngram,
                                       opts, bad)
-        pool = test + train_pool  # test first: a training copy of a test problem is what gets dropped
-        f = filter_pool(pool, len(test), cfg, index, counter, progress)
+        # held-out first: a training copy of a test or validation problem is what gets dropped
+        pool = test + val_pool + train_pool
+        f = filter_pool(pool, len(test), len(val_pool), cfg, index, counter, progress)
 
     stats: dict[str, Counter[str]] = defaultdict(Counter)
-    for ex in train_pool:
+    for ex in val_pool + train_pool:
         stats[ex.source]["read"] += 1
     for i, v in f.verdicts.items():
         stats[pool[i].source][v.reason] += 1
     for source, k in f.truncated.items():
         stats[source]["truncated"] = k
     limits = {s.name: s.max_examples for s in cfg.sources if s.max_examples is not None}
-    kept, capped = cap(f.kept, limits, seed)
+    val_ids = {e.id for e in val_pool}
+    given_val = [e for e in f.kept if e.id in val_ids]
+    kept, capped = cap([e for e in f.kept if e.id not in val_ids], limits, seed)
     for source, k in capped.items():
         stats[source]["capped"] = k
-    train, val = split_train_val(kept, val_ratio, seed)
+    has_val_file = {e.source for e in val_pool}
+    log_inputs(input_rows, has_val_file, val_ratio)
+    train, val = split_train_val(kept, val_ratio, seed, fixed=has_val_file)
+    val = sorted(given_val, key=lambda e: e.id) + val
     train_len = [f.kept_len[e.id] for e in train]
     weights = {s.name: s.weight for s in cfg.sources if s.weight is not None}
     mixed, mixed_len = mix(train, train_len, weights, seed) if weights else (train, train_len)
@@ -267,14 +346,17 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
     dropped = [{"id": pool[i].id, "source": pool[i].source, "reason": v.reason, "detail": v.detail}
                for i, v in sorted(f.verdicts.items(), key=lambda kv: (kv[1].reason, pool[kv[0]].id))]
     manifest = {
+        **ownership("prepare"),
         "code_version": code_version(),
         "config": {**cfg.model_dump(), "val_ratio": val_ratio, "seed": seed, "on_error": on_error},
+        "settings_from": origin,
         "inputs": input_rows,
         "counts": counts,
         "filters": table,
         "exact_duplicates_removed": {s: v["exact_duplicate"] for s, v in table.items() if v["exact_duplicate"]},
         "decontamination": {"ngram": cfg.ngram, "eval_sets": eval_rows, "dropped_ids_file": "dropped.jsonl",
-                            "dropped": {s: v["contaminated"] for s, v in table.items()}},
+                            "dropped": {s: v["contaminated"] for s, v in table.items()},
+                            "top_shared_ngrams": top_ngrams(f.verdicts.values())},
         "length": {"unit": counter.unit, "max_length": cfg.max_length, "overflow": cfg.overflow,
                    "test_over_max_length": sum(n > cfg.max_length for n in f.test_len),
                    **{name: _by_source(splits[name], split_len[name]) for name in splits}},

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curiosity_sft.errors import DataError
-from curiosity_sft.io import atomic_open
+from curiosity_sft.io import atomic_open, written_by
 
 ROLES = ("system", "user", "assistant")
+DIFFICULTY_REASON = "difficulty_reason"
 
 
 @dataclass
@@ -26,7 +28,8 @@ class Example:
 
     ``answer`` is the verifiable final answer (GSM8K number, MATH boxed expression, puzzle
     solution) when the source has one; evaluation scores generations against it. ``difficulty``
-    is in [0, 1] from the source's own signal, for curricula.
+    is in [0, 1], normalised within the example's source (``data/difficulty.py``), for curricula;
+    when it is None, a prepared example says why in ``meta["difficulty_reason"]``.
     """
 
     id: str
@@ -64,8 +67,7 @@ class Example:
             d["text"] = self.text
         if self.answer is not None:
             d["answer"] = self.answer
-        if self.difficulty is not None:
-            d["difficulty"] = round(float(self.difficulty), 4)
+        d["difficulty"] = None if self.difficulty is None else round(float(self.difficulty), 4)
         d["meta"] = self.meta
         return d
 
@@ -98,7 +100,28 @@ def _validate_messages(messages: Any, where: str, line: int) -> list[dict[str, s
             for m in messages]
 
 
-def example_from_dict(d: Any, where: str = "<memory>", line: int = 0) -> Example:
+def _difficulty_and_meta(d: dict[str, Any], where: str, line: int, prepared: bool) -> tuple[float | None, dict]:
+    """``difficulty`` and ``meta`` of a record. In a folder ``prepare`` wrote, a null difficulty must
+    say why (contract: every prepared example has one in [0, 1] or a reason); files users write
+    by hand may leave both out."""
+    x, meta = d.get("difficulty"), d.get("meta")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise DataError(f"`meta` must be a JSON object, got {type(meta).__name__}", where=where, line=line)
+    for key in (DIFFICULTY_REASON, "task"):
+        if key in meta and not (isinstance(meta[key], str) and meta[key]):
+            raise DataError(f"`meta.{key}` must be a non-empty string, got {meta[key]!r:.40}", where=where, line=line)
+    if x is not None and (isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x)
+                          or not 0 <= x <= 1):
+        raise DataError(f"`difficulty` must be a number in [0, 1] or null, got {x!r:.40}", where=where, line=line)
+    if prepared and x is None and DIFFICULTY_REASON not in meta:
+        raise DataError(f"`difficulty` is null without `meta.{DIFFICULTY_REASON}`", where=where, line=line,
+                        fix="re-run `curiosity-sft prepare` with this version")
+    return (None if x is None else float(x)), meta
+
+
+def example_from_dict(d: Any, where: str = "<memory>", line: int = 0, prepared: bool = False) -> Example:
     """Validate one prepared record; errors name the file and line."""
     if not isinstance(d, dict):
         raise DataError(f"expected a JSON object, got {type(d).__name__}", where=where, line=line)
@@ -110,14 +133,15 @@ def example_from_dict(d: Any, where: str = "<memory>", line: int = 0) -> Example
     if messages is None and not isinstance(text, str):
         raise DataError("`text` must be a string", where=where, line=line)
     answer = d.get("answer")
+    difficulty, meta = _difficulty_and_meta(d, where, line, prepared)
     return Example(
         id=str(d.get("id") or stable_id(str(d.get("source", "unknown")), json.dumps(d, sort_keys=True))),
         source=str(d.get("source", "unknown")),
         messages=messages,
         text=text if messages is None else None,
         answer=None if answer is None else str(answer),
-        difficulty=d.get("difficulty"),
-        meta=d.get("meta") or {},
+        difficulty=difficulty,
+        meta=meta,
     )
 
 
@@ -156,7 +180,8 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 def read_examples(path: str | Path) -> list[Example]:
     """Read a prepared JSONL file into Examples; an empty file is an error, not zero examples."""
-    out = [example_from_dict(obj, str(path), n) for n, obj in iter_jsonl(path)]
+    prepared = written_by(Path(path).parent) == "prepare"
+    out = [example_from_dict(obj, str(path), n, prepared) for n, obj in iter_jsonl(path)]
     if not out:
         raise DataError("no examples in file", where=path, fix="check that prepare produced data")
     return out

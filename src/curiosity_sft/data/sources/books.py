@@ -4,7 +4,8 @@ Front matter (title page, contents) is dropped, the text is split into chapters 
 passages of whole paragraphs that fit ``passage_tokens`` of the real tokenizer, so no passage is
 cut mid-sentence by the length filter later. Each passage is a language-modelling example (loss on
 every token) and, if asked, a "continue the story" chat example: the first paragraphs are the
-prompt and the rest the reply. Difficulty is the passage's Flesch-Kincaid grade (0 -> 0, 12+ -> 1).
+prompt and the rest the reply; the two share ``meta["split_group"]``, so they land in the same
+split. Difficulty is the passage's Flesch-Kincaid grade (0 -> 0, 12+ -> 1).
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def read(path: Path, opts: SourceOptions) -> Iterator[Example]:
             passage = "\n\n".join(run)
             if len(passage.split()) < MIN_WORDS:
                 continue
-            meta = {"book": book, "chapter": ci, "passage": pi}
+            # both examples of a passage share a split group: one in train and one in val would leak
+            meta = {"book": book, "chapter": ci, "passage": pi, "split_group": stable_id(source, book, passage)}
             level = readability(passage)
             yield Example(id=stable_id(source, book, passage), source=source, text=passage, difficulty=level,
                           meta={**meta, "kind": "passage"})

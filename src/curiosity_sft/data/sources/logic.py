@@ -2,18 +2,20 @@
 knights-and-knaves (``quiz``/``solution_text``/``names``).
 
 Difficulty is the puzzle's size from its generator parameters: people in a knights-and-knaves
-puzzle (2 -> 0), people x attributes in a zebra puzzle (3x3 -> 0, 4x4 -> 1), premises and formula
-complexity of a propositional-logic puzzle within the ranges its metadata states. Syllogisms
-have no size: no difficulty.
+puzzle (2 -> 0), people x attributes in a zebra puzzle (3x3 -> 0, 4x4 -> 1), and for
+propositional logic the premises, variables and connectives per premise, each within the ranges
+its metadata states (not ``metadata.complexity``: that measures the example answer, one of many
+valid conclusions, not the puzzle). Syllogisms have no size: no difficulty, and the reason says so.
 """
 
 from __future__ import annotations
 
-from curiosity_sft.data.schema import Example, chat, stable_id
+from curiosity_sft.data.schema import DIFFICULTY_REASON, Example, chat, stable_id
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
 
 LOGIC_RL_MAX_PEOPLE = 8  # Logic-RL's knights-and-knaves sets go from 2 to 8 people
+CONNECTIVES = "∧∨→↔¬"
 
 
 def matches(rec: dict) -> bool:
@@ -37,11 +39,19 @@ def difficulty(rec: dict) -> float | None:
         return _clip((p["num_people"] * p.get("num_characteristics", p["num_people"]) - 9) / 7)
     meta = rec.get("metadata") or {}
     ranges = meta.get("difficulty") if isinstance(meta, dict) else None
-    if isinstance(ranges, dict) and isinstance(meta.get("premises"), list) and "complexity" in meta:
-        # propositional logic: premises and formula depth, each within the generator's own range
-        parts = [(len(meta["premises"]), ranges.get("statements")), (meta["complexity"], ranges.get("complexity"))]
+    if isinstance(ranges, dict) and isinstance(meta.get("premises"), list):
+        # propositional logic: how many premises and variables, and how big each premise is
+        premises = [p for p in meta["premises"] if isinstance(p, str)]
+        depth = ranges.get("complexity")
+        parts = [(len(premises), ranges.get("statements"))]
+        if isinstance(meta.get("variables"), list):
+            parts.append((len(meta["variables"]), ranges.get("vars")))
+        if premises and isinstance(depth, list) and len(depth) == 2 and isinstance(depth[1], int):
+            # a premise of operator depth d has at most 2^(d-1) - 1 connectives
+            size = sum(p.count(c) for p in premises for c in CONNECTIVES) / len(premises)
+            parts.append((size, [0, 2 ** (depth[1] - 1) - 1]))
         scaled = [_clip((v - r[0]) / (r[1] - r[0])) for v, r in parts
-                  if isinstance(r, list) and len(r) == 2 and r[1] > r[0] and isinstance(v, int | float)]
+                  if isinstance(r, list) and len(r) == 2 and r[1] > r[0]]
         return sum(scaled) / len(scaled) if scaled else None
     return None
 
@@ -59,9 +69,11 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
     if not isinstance(a, str | int | float) or isinstance(a, bool):
         raise DataError("logic record needs a string or number `answer`", where=where, line=line)
     source = opts.source_name or "logic"
+    task, level = str(rec.get("task", "logic")), difficulty(rec)
+    why = {} if level is not None else {DIFFICULTY_REASON: f"`{task}` puzzles carry no size parameter"}
     return [Example(id=stable_id(source, q), source=source, messages=chat(q.strip(), str(a).strip()),
-                    answer=str(a).strip() if unique else None, difficulty=difficulty(rec),
-                    meta={"task": str(rec.get("task", "logic"))})]
+                    answer=str(a).strip() if unique else None, difficulty=level,
+                    meta={"task": task, **why})]
 
 
 def logic_rl_to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:

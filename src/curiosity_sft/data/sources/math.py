@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from curiosity_sft.data.records import BadRecords
-from curiosity_sft.data.schema import Example, chat, stable_id
+from curiosity_sft.data.schema import DIFFICULTY_REASON, Example, chat, stable_id
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
 
@@ -66,9 +66,10 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
         solution = f"The answer is $\\boxed{{{answer}}}$."
     lvl = level_number(rec.get("level", ""))
     source = opts.source_name or "math"
+    why = {} if lvl is not None else {DIFFICULTY_REASON: f"no MATH level 1-5 (level {rec.get('level')!r})"}
     return [Example(id=stable_id(source, problem), source=source, messages=chat(problem.strip(), solution.strip()),
                     answer=answer, difficulty=None if lvl is None else (lvl - 1) / 4,
-                    meta={"level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", ""))})]
+                    meta={"level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", "")), **why})]
 
 
 def member_split(name: str) -> str:

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from curiosity_sft.data.stories import STORIES
-from curiosity_sft.data.synthetic_gsm8k import gsm8k_problem
-from curiosity_sft.data.synthetic_logic import knights_knaves_puzzle
-from curiosity_sft.data.synthetic_math import math_problem
+from curiosity_sft.data.synthetic.gsm8k import gsm8k_problem
+from curiosity_sft.data.synthetic.logic import knights_knaves_puzzle
+from curiosity_sft.data.synthetic.math import math_problem
+from curiosity_sft.data.synthetic.stories import STORIES
 from curiosity_sft.errors import UserError
 
 __all__ = ["BOOKS", "STORIES", "book_text", "gsm8k_problem", "knights_knaves_puzzle", "math_problem",

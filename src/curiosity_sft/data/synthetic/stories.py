@@ -1,6 +1,6 @@
 """Original short children's stories for the plain-text (language modelling) demo source.
 
-Written for this project so the demo has story text it may ship; ``synthetic`` binds them into
+Written for this project so the demo has story text it may ship; the package binds them into
 three Gutenberg-style books of twelve chapters. Paragraphs are separated by a blank line.
 """
 
