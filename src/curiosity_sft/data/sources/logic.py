@@ -46,6 +46,18 @@ def difficulty(rec: dict) -> float | None:
     return None
 
 
+def scoring_meta(rec: dict) -> dict:
+    """``task`` (reasoning-gym's task name) and reasoning-gym's own ``metadata`` for the record.
+
+    Its scorers read that metadata (propositional logic: the premises and variables, since the
+    puzzle has no unique answer), so a prepared file can be scored without the raw file.
+    """
+    meta: dict = {"task": str(rec["task"])}
+    if isinstance(rec.get("metadata"), dict):
+        meta["reasoning_gym"] = rec["metadata"]
+    return meta
+
+
 def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:
     q, a = rec.get("question"), rec.get("answer")
     meta = rec.get("metadata") or {}
@@ -61,7 +73,7 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
     source = opts.source_name or "logic"
     return [Example(id=stable_id(source, q), source=source, messages=chat(q.strip(), str(a).strip()),
                     answer=str(a).strip() if unique else None, difficulty=difficulty(rec),
-                    meta={"task": str(rec.get("task", "logic"))})]
+                    meta=scoring_meta(rec))]
 
 
 def logic_rl_to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:

@@ -68,7 +68,7 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
     source = opts.source_name or "math"
     return [Example(id=stable_id(source, problem), source=source, messages=chat(problem.strip(), solution.strip()),
                     answer=answer, difficulty=None if lvl is None else (lvl - 1) / 4,
-                    meta={"level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", ""))})]
+                    meta={"task": "math", "level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", ""))})]
 
 
 def member_split(name: str) -> str:
