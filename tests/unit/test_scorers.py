@@ -7,12 +7,9 @@ import pytest
 
 from curiosity_sft.data.schema import Example, chat
 from curiosity_sft.evaluation.logic_scorers import (
-    entails,
-    parse_formula,
     score_knights_knaves,
-    score_logic,
     score_propositional,
-    score_yes_no,
+    score_syllogism,
     score_zebra,
 )
 from curiosity_sft.evaluation.scorers import (
@@ -84,54 +81,91 @@ def test_math_equivalence(output, ref, ok):
     ("Victoria is a knight, and William is a knave.", True),
     ("William is a knave and Victoria is a knight", True),  # order free
     ("Victoria: knight. William: knave.", True),  # wording free
-    ("First guess: William is a knight. Re-checking... William is a knave, Victoria is a knight.", True),  # the last claim
+    ("**Victoria** is a knight\n**William** is a knave", True),  # markdown, one per line
+    ("First guess: William is a knight. Re-checking... William is a knave, Victoria is a knight.", True),  # the final answer
+    ("<answer>Victoria is a knight, and William is a knave</answer> (William lies)", True),  # reasoning-gym's tags
     ("Victoria is a knight.", False),  # someone missing
-    ("Victoria is a knave, and William is a knave.", False),
+    ("Victoria is a knave, and William is a knave.", False),  # half right: partial credit is not correct
+    ("Victoria is a knight/knave, and William is a knight/knave", False),  # the prompt's format hint echoed
+    ("Victoria is a knight or a knave, and William is a knave", False),  # hedged
+    ("If Victoria is a knave then William is a knave, so Victoria is a knight and William is a knave", False),  # mixed
 ])
 def test_knights_knaves(output, ok):
     assert score_knights_knaves(output, "Victoria is a knight, and William is a knave.").correct is ok
 
 
-def test_other_logic_tasks():
-    assert score_zebra("Looking at clue 1... The answer is Bob.", "bob").correct
-    assert not score_zebra("The answer is alice", "bob").correct
-    assert score_yes_no("No. It does not follow.", "No").correct
-    assert not score_yes_no("Maybe", "Yes").correct
-    assert score_logic("Yes", "Yes", "syllogism").correct
+def test_knights_knaves_partial_credit_is_kept_for_audit():
+    half = score_knights_knaves("Victoria is a knave, and William is a knave.", "Victoria is a knight, and William is a knave.")
+    assert not half.correct and half.credit == pytest.approx(0.65)  # reasoning-gym: 0.3 + 0.7 * 1/2
+
+
+@pytest.mark.parametrize("output,ok", [
+    ("Looking at clue 1... The answer is Bob.", True), ("**Bob**", True), ("<answer>bob</answer>", True),
+    ("The answer is alice", False), ("either bob or someone else, not bob", False), ("not bob", False),
+    ("bob or alice", False), ("The answer is: Bob, probably", False),
+])
+def test_zebra(output, ok):
+    assert score_zebra(output, "bob").correct is ok
+
+
+@pytest.mark.parametrize("output,ok", [
+    ("No. It does not follow.", True), ("The answer is no", True), ("Maybe", False), ("Yes or no", False),
+    ("Yes", False),
+])
+def test_syllogism(output, ok):
+    assert score_syllogism(output, "No").correct is ok
+
+
+PROP = {"premises": ["P", "((P ∧ Q) ∧ (P ∨ P))"], "variables": ["P", "Q", "R"]}  # the first shared puzzle
 
 
 @pytest.mark.parametrize("conclusion,ok", [
-    ("Q", True), ("(P ∧ Q)", True), ("(R ∨ P)", True), ("¬¬P", True), ("(P → Q)", True), ("(Q ↔ P)", True),
-    ("R", False), ("¬Q", False), ("(P ∧ R)", False),
-    ("P & Q", True), ("~R -> Q", True),  # ASCII notation
+    ("(R ∨ P)", True), ("(P → Q)", True), ("(Q ↔ P)", True), ("~R -> Q", True),  # entailed, new; ASCII read too
+    ("R", False), ("¬Q", False), ("(P ∧ R)", False),  # not entailed
+    ("Q", False),  # entailed, but atomic: reasoning-gym gives 0.25 ("trivial"), not full credit
+    ("(P ∨ ¬P)", False),  # a tautology follows from anything
+    ("((P ∧ Q) ∧ (P ∨ P))", False), ("(Q ∧ P)", False), ("P & Q", False), ("¬¬P", False),  # restated premises
+    ("(P ∧ S)", False),  # S is not one of the puzzle's variables
 ])
-def test_propositional_entailment(conclusion, ok):
-    premises = ["P", "((P ∧ Q) ∧ (P ∨ P))"]  # the first propositional record in the shared data
-    assert score_propositional(f"Reasoning.\nConclusion: {conclusion}", premises).correct is ok
+def test_propositional(conclusion, ok):
+    assert score_propositional(f"Reasoning.\nConclusion: {conclusion}", PROP).correct is ok
 
 
-def test_formula_parser_precedence_and_errors():
-    f, v = parse_formula("¬P ∨ Q → R ↔ S")  # ((¬P ∨ Q) → R) ↔ S
-    assert v == {"P", "Q", "R", "S"}
-    assert f({"P": True, "Q": False, "R": False, "S": True}) is True
-    assert entails(["P → Q", "Q → R"], "P → R") and not entails(["P ∨ Q"], "P")
-    for bad in ["", "P ∧", "(P", "P Q", "p and q"]:
-        with pytest.raises(ValueError):
-            parse_formula(bad)
-    assert score_propositional("I cannot say.", ["P"]).extracted is None
+def test_propositional_restatement_is_ours_not_reasoning_gyms():
+    s = score_propositional("((P ∧ Q) ∧ (P ∨ P))", PROP)
+    assert not s.correct and s.credit == 1.0 and s.note == "restates a premise"
+    assert score_propositional("I cannot say.", PROP).extracted is None
 
 
-def test_dispatch_and_tasks():
-    gsm = Example("g", "gsm8k", messages=chat("q", "a"), answer="1000")
+def test_every_task_dispatches_by_meta_task_not_source():
+    gsm = Example("g", "grade_school", messages=chat("q", "a"), answer="1000", meta={"task": "gsm8k"})
     scores = score_example(gsm, "#### 1,000")
     assert scores["accuracy"].correct and scores["strict"].correct
-    prop = Example("p", "logic", messages=chat("q", "a"), meta={"task": "propositional_logic", "premises": ["P"]})
-    assert is_scorable(prop) and score_example(prop, "P")["accuracy"].correct
-    assert not is_scorable(Example("t", "books", text="once upon a time"))
+    prop = Example("p", "puzzles", messages=chat("q", "a"), meta={"task": "propositional_logic", "reasoning_gym": PROP})
+    assert is_scorable(prop) and score_example(prop, "(R ∨ P)")["accuracy"].correct
+    kk = Example("k", "math", messages=chat("q", "a"), answer="Ann is a saint, and Bo is a sinner.",
+                 meta={"task": "knights_knaves"})  # labelled `math` by its user: still a knights-and-knaves puzzle
+    assert score_example(kk, "Bo is a sinner and Ann is a saint.")["accuracy"].correct
+    generic = Example("x", "gsm8k", messages=chat("q", "a"), answer="Paris")  # no task: exact final answer
+    assert "strict" not in score_example(generic, "Paris") and score_example(generic, "The answer is paris.")["accuracy"].correct
+    assert not is_scorable(Example("t", "books", text="once upon a time", meta={"task": "book_text"}))
     assert parse_tasks("accuracy,perplexity") == ("perplexity", "accuracy") and len(parse_tasks(None)) == 3
     from curiosity_sft.errors import UserError
     with pytest.raises(UserError, match="unknown task"):
         parse_tasks("bleu,rouge")
+
+
+def test_math_scoring_works_off_the_main_thread():
+    """math-verify's timeout is signal.alarm, which raises off the main thread; every MATH answer
+    scored from a thread was wrong. Only math-verify (not a string match) can accept these."""
+    import threading
+
+    cases = [("\\boxed{0.5}", "\\frac{1}{2}", True), ("\\boxed{x^2+2x+1}", "(x+1)^2", True), ("\\boxed{3}", "4", False)]
+    got: list = []
+    t = threading.Thread(target=lambda: got.extend(score_math(o, r).correct for o, r, _ in cases))
+    t.start()
+    t.join(timeout=120)
+    assert got == [ok for _, _, ok in cases]
 
 
 # Outputs on which our GSM8K extraction agrees with lm-evaluation-harness's own filters, and the
