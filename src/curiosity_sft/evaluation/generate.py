@@ -47,15 +47,25 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _budgets(max_new_tokens: int | Sequence[int], n: int) -> list[int]:
+    return [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+
+
 @torch.no_grad()
-def generate(model: torch.nn.Module, tok, examples: Sequence[Example], max_new_tokens: int = 256,
+def generate(model: torch.nn.Module, tok, examples: Sequence[Example], max_new_tokens: int | Sequence[int] = 256,
              batch_size: int = 16, show_progress: bool = False) -> tuple[list[Generation], dict[str, Any]]:
-    """(generations in input order, speed: tokens/s, tokens, seconds, batch size, backend)."""
+    """(generations in input order, speed: tokens/s, tokens, seconds, batch size, backend).
+
+    ``max_new_tokens`` is one budget or one per example; a batch runs to its largest budget and
+    each output is cut at its own, which under greedy decoding is exactly what generating with
+    that budget alone gives.
+    """
     device = next(model.parameters()).device
     tok.padding_side = "left"
     prompts = [prompt_text(ex, tok) for ex in examples]
-    # Longest first: batches of similar length waste less compute on padding.
-    order = sorted(range(len(examples)), key=lambda i: -len(prompts[i]))
+    budgets = _budgets(max_new_tokens, len(examples))
+    # Largest budget, then longest prompt first: batches of similar length waste less compute on padding.
+    order = sorted(range(len(examples)), key=lambda i: (-budgets[i], -len(prompts[i])))
     results: list[Generation | None] = [None] * len(examples)
     stop = stop_ids(tok)
     n_new, t0 = 0, time.perf_counter()
@@ -64,11 +74,11 @@ def generate(model: torch.nn.Module, tok, examples: Sequence[Example], max_new_t
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), do_sample=False,
+                                 eos_token_id=stop, pad_token_id=tok.pad_token_id)
             new = out[:, enc["input_ids"].shape[1]:]
             for row, i in enumerate(idx):
-                ids = new[row].tolist()
+                ids = new[row].tolist()[:budgets[i]]
                 length = next((k for k, t in enumerate(ids) if t in stop), len(ids))
                 n_new += length
                 results[i] = Generation(examples[i], prompts[i], tok.decode(ids[:length], skip_special_tokens=True),
@@ -78,13 +88,14 @@ def generate(model: torch.nn.Module, tok, examples: Sequence[Example], max_new_t
 
 
 def generate_vllm(model_dir: str | Path, tok, examples: Sequence[Example],
-                  max_new_tokens: int = 256) -> tuple[list[Generation], dict[str, Any]]:
+                  max_new_tokens: int | Sequence[int] = 256) -> tuple[list[Generation], dict[str, Any]]:
     """The same greedy generations through vLLM (GPU); ``model_dir`` is a Hugging Face folder or hub id."""
     from vllm import LLM, SamplingParams
 
     prompts = [prompt_text(ex, tok) for ex in examples]
     llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype="auto", seed=0)
-    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=stop_ids(tok))
+    params = [SamplingParams(temperature=0.0, max_tokens=b, stop_token_ids=stop_ids(tok))
+              for b in _budgets(max_new_tokens, len(prompts))]
     t0 = time.perf_counter()
     outs = llm.generate(prompts, params)
     gens = [Generation(ex, p, o.outputs[0].text, len(o.outputs[0].token_ids))
