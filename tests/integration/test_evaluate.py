@@ -287,3 +287,26 @@ def test_evaluation_perplexity_is_exp_training_eval_loss(prepared, tmp_path, tok
     assert explicit["settings"]["max_length_from"] == "--max-length"  # an explicit flag wins
     assert explicit["perplexity"]["overall"]["skipped_over_max_length"] == 0
 
+
+# --- item 16: the demo's fine-tuned report -----------------------------------------------------
+
+@pytest.mark.slow
+def test_demo_finetuned_report_has_loss_curves_and_the_base(tmp_path, monkeypatch, bundle):
+    import curiosity_sft.demo as demo
+    import curiosity_sft.evaluation.evaluate as ev
+    from curiosity_sft.data.synthetic import write_raw_dataset
+    from curiosity_sft.demo import run_demo
+
+    real = ev.load_for_inference
+    monkeypatch.setattr(ev, "load_for_inference", lambda spec: bundle if spec == "smollm2-135m-instruct" else real(spec))
+    monkeypatch.setattr(demo, "write_raw_dataset", lambda out, seed: write_raw_dataset(
+        out, seed, n_gsm8k=60, n_math=30, n_logic=30, n_test=12))  # the demo's pipeline on less data
+    run_demo(tmp_path / "demo", overrides=[*TINY_RUN, "max_length=384", "eval_max_new_tokens=4", "max_steps=2"])
+    tuned = tmp_path / "demo" / "eval_finetuned"
+    html = (tuned / "report.html").read_text()
+    assert "<h2>Loss curves</h2>" in html and "<h2>Baseline vs this model</h2>" in html
+    md = (tuned / "report.md").read_text()
+    base = json.loads((tmp_path / "demo" / "eval_base" / "results.json").read_text())
+    ppl = base["perplexity"]["overall"]["perplexity"]
+    assert "| perplexity overall | " in md and f"{ppl:.4g} |" in md  # the base model's value beside ours
+    assert json.loads((tuned / "results.json").read_text())["model_spec"].endswith("latest.pt")
