@@ -310,3 +310,32 @@ def test_demo_finetuned_report_has_loss_curves_and_the_base(tmp_path, monkeypatc
     ppl = base["perplexity"]["overall"]["perplexity"]
     assert "| perplexity overall | " in md and f"{ppl:.4g} |" in md  # the base model's value beside ours
     assert json.loads((tuned / "results.json").read_text())["model_spec"].endswith("latest.pt")
+
+
+# --- item 15: `score` re-scores saved generations without a model ------------------------------
+
+def test_score_reproduces_evaluate_and_refuses_bad_samples(prepared, tmp_path, no_model_load, capsys):
+    val = str(prepared / "val.jsonl")
+    assert main(["evaluate", "--model", "tiny", "--data", val, "--tasks", "accuracy", "--max-new-tokens", "4",
+                 "--output", str(tmp_path / "ev")]) == 0
+    samples = tmp_path / "ev" / "samples.jsonl"
+    assert main(["score", "--samples", str(samples), "--data", val, "--output", str(tmp_path / "sc")]) == 0
+    ev = json.loads((tmp_path / "ev" / "results.json").read_text())
+    sc = json.loads((tmp_path / "sc" / "results.json").read_text())
+    assert sc["accuracy"] == ev["accuracy"] and sc["accuracy_by_task"] == ev["accuracy_by_task"] and sc["accuracy"]
+    assert written_by(tmp_path / "sc") == "score" and no_model_load == ["tiny"]  # score loaded no model
+    strip = ("prompt", "max_new_tokens", "new_tokens", "cut_at_budget")
+    rescored = [json.loads(x) for x in (tmp_path / "sc" / "samples.jsonl").open()]
+    assert [{k: v for k, v in s.items() if k not in strip} for s in rescored] == [
+        {k: v for k, v in json.loads(x).items() if k not in strip} for x in samples.open()]
+    # an edited output is re-judged: the auditable path for scorer changes
+    first = json.loads(samples.read_text().splitlines()[0])
+    bad = tmp_path / "bad.jsonl"
+    for lines, fragment in (([{"id": "nope", "output": "4"}], "is not an example of"),
+                            ([{"id": first["id"]}], "needs a string `id` and a string `output`"),
+                            ([{"id": first["id"], "output": "a"}] * 2, "repeats (first on line 1)")):
+        bad.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        assert main(["score", "--samples", str(bad), "--data", val]) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1, err
+    assert main(["score", "--samples", str(samples), "--data", val, "--output", str(tmp_path / "sc")]) == 2  # ours: --overwrite
