@@ -168,34 +168,53 @@ def test_math_scoring_works_off_the_main_thread():
     assert got == [ok for _, _, ok in cases]
 
 
-# Outputs on which our GSM8K extraction agrees with lm-evaluation-harness's own filters, and the
-# documented cases where it deliberately does not (docs/EVALUATION.md).
-AGREE = ["The answer is 42.", "#### 1,234", "So -3 degrees.\n#### -3", "$18 in total", "He has 7 apples and 5 pears",
-         "nothing", "#### 5\nthen 7", "It is 10.5 km"]
-DIFFER = {
-    "The answer is 18.00": ("18", "18.00"),  # lm-eval compares strings: 18.00 != 18
-    "\\boxed{12} since 3 * 4": ("12", "4"),  # we read the final \boxed{}
-    "it is 3/4": ("0.75", "4"),  # a fraction is one number
-    "<think>it is 9 or 8</think>I am not sure": (None, "8"),  # lm-eval reads numbers inside <think> too
-    "Total 8...": ("8", "8..."),  # lm-eval's flexible regex takes the dots along
-}
+# Our GSM8K scorer against lm-evaluation-harness's gsm8k task, read from its installed YAML (its
+# filters, its exact_match). AGREE: same verdict under both filters. DIFFER: every kind of
+# disagreement docs/EVALUATION.md lists, with (ours strict, lm-eval strict, ours flexible,
+# lm-eval flexible) verdicts and the kind `difference_kind` gives. bench/bench_lm_eval_gsm8k.py
+# runs the same comparison on 200 real model outputs.
+AGREE = [("The answer is 42.", "42"), ("#### 1,234", "1234"), ("So -3 degrees.\n#### -3", "-3"), ("$18 in total", "18"),
+         ("He has 7 apples and 5 pears", "5"), ("nothing", "5"), ("#### 5\nthen 7", "5"), ("It is 10.5 km", "10.5"),
+         ("#### 18.", "18"), ("Answer: 1,000,000", "1000000"), ("It is 5.5", "5")]
+DIFFER = [  # output, answer, (ours strict, lm strict, ours flexible, lm flexible), kind
+    ("#### $18", "18", (True, False, True, True), "`#### $18`: currency sign after ####"),
+    ("####18", "18", (True, False, True, True), "`####18`: no space after ####"),
+    ("####  18", "18", (True, False, True, True), "`####  18`: several spaces after ####"),
+    ("#### 3/4", "3", (False, True, False, False), "`#### 3/4`: a fraction after ####"),  # lm-eval reads the numerator
+    ("<think>#### 9</think>#### 8", "8", (True, False, True, True), "<think> block"),
+    ("#### 18.00", "18", (True, False, True, False), "`18.00`: trailing zeros (lm-eval compares strings)"),
+    ("\\boxed{12} since 3 * 4", "12", (False, False, True, False), "a final \\boxed{} before later numbers"),
+    ("it is 3/4", "4", (False, False, False, True), "`3/4`: a fraction is one number"),
+    ("The answer is 18.00", "18", (False, False, True, False), "`18.00`: trailing zeros (lm-eval compares strings)"),
+    ("Total 8...", "8", (False, False, True, False), "lm-eval keeps trailing punctuation (`8...`, `8,`)"),
+    ("It is 18. Done...", "18", (False, False, True, False), "lm-eval's match has no digit (`...`, `.,`)"),
+    ("It takes 3-4 hours", "4", (False, False, True, False), "`3-4`: a hyphen read as a minus sign by lm-eval"),
+    ("It costs 7 x2", "7", (False, False, True, False),
+     "digits inside a word or unit (`x2`, `5th`, `10am`): lm-eval reads them"),
+    ("<think>it is 9 or 8</think>I am not sure", "8", (False, False, False, True), "<think> block"),
+    ("It is 8.\n\nQuestion: Tom has 3 apples", "8", (False, False, False, True),
+     "`Question:` after the answer: lm-eval's generation stops there"),
+]
 
 
-def test_gsm8k_against_lm_eval_filters():
-    pytest.importorskip("lm_eval")
-    from lm_eval.filters.extraction import RegexFilter
+def test_gsm8k_against_lm_eval_harness():
+    from conftest import require
 
-    strict = RegexFilter(r"#### (\-?[0-9\.\,]+)", 0)
-    flexible = RegexFilter(r"(-?[$0-9.,]{2,})|(-?[0-9]+)", -1)
+    require("lm_eval")
+    from curiosity_sft.evaluation.lm_eval_gsm8k import LmEvalGSM8K, difference_kind
 
-    def lm_eval_answer(f: RegexFilter, out: str) -> str | None:
-        got = list(f.apply([[out]], [{}]))[0][0]
-        return None if got == "[invalid]" else got
-
-    for out in AGREE:
-        for f, is_strict in ((strict, True), (flexible, False)):
-            theirs = lm_eval_answer(f, out)
-            assert extract_gsm8k(out, is_strict) == (normalize_number(theirs) if theirs else None), (out, is_strict)
-    for out, (ours, theirs) in DIFFER.items():
-        assert extract_gsm8k(out, False) == ours
-        assert lm_eval_answer(flexible, out) == theirs
+    lm = LmEvalGSM8K()
+    assert lm.metric_kwargs["regexes_to_ignore"] == [",", "\\$", "(?s).*#### ", "\\.$"]  # the task we documented
+    cases = [(o, a) for o, a in AGREE] + [(o, a) for o, a, _, _ in DIFFER]
+    theirs = lm.verdicts([o for o, _ in cases], [a for _, a in cases])
+    strict, flexible = theirs["strict-match"], theirs["flexible-extract"]
+    for i, (out, ans) in enumerate(AGREE):
+        assert score_gsm8k(out, ans, True).correct == strict[i].correct, out
+        assert score_gsm8k(out, ans).correct == flexible[i].correct, out
+    for j, (out, ans, verdicts, kind) in enumerate(DIFFER, start=len(AGREE)):
+        ours_s, ours_f = score_gsm8k(out, ans, True), score_gsm8k(out, ans)
+        assert (ours_s.correct, strict[j].correct, ours_f.correct, flexible[j].correct) == verdicts, out
+        differs_strict = ours_s.correct != strict[j].correct
+        got = difference_kind(out, differs_strict, *((ours_s.extracted, strict[j].extracted) if differs_strict
+                                                     else (ours_f.extracted, flexible[j].extracted)))
+        assert got == kind, out
