@@ -169,7 +169,7 @@ def _rg_formula(text: str, variables: set[str]) -> Any:
         if not hasattr(e, "operator"):
             return False
         if e.operator is None:
-            return isinstance(e.left, str) and e.left.strip() in variables and e.left == e.left.strip()
+            return isinstance(e.left, str) and e.left in variables
         return atoms_ok(e.left) and (e.right is None or atoms_ok(e.right))
 
     return expr if atoms_ok(expr) else None

@@ -58,10 +58,14 @@ def is_scorable(ex: Example) -> bool:
     return ex.answer is not None
 
 
+def _normalised(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
 def _exact(output: str, reference: str) -> Score:
+    """The final answer equals the reference, ignoring case and spacing."""
     span = final_answer_span(output)
-    norm = lambda s: re.sub(r"\s+", " ", s).strip().lower()  # noqa: E731
-    return Score(span or None, bool(span) and norm(span) == norm(reference))
+    return Score(span or None, bool(span) and _normalised(span) == _normalised(reference))
 
 
 def score_example(ex: Example, output: str) -> dict[str, Score]:
