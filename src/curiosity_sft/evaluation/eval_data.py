@@ -69,8 +69,8 @@ def load_eval_data(path: str | Path, split: str = "held-out") -> list[Example]:
     if not picked:
         have = sorted({s for s, _ in rows})
         if split == "held-out":
-            raise DataError(f"no held-out examples: this is training data ({len(rows)} examples `prepare` would "
-                            "train on)", where=path,
+            raise DataError(f"no held-out examples: this is training data ({len(rows)} examples training "
+                            "uses: a prepared train.jsonl, or a raw file that is not a test/val split)", where=path,
                             fix="evaluate the prepared val.jsonl/test.jsonl, or pass --split train (or all) to "
                                 "score training examples on purpose")
         raise DataError(f"no `{split}` examples in file (it holds: {', '.join(have)})", where=path)
