@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -49,7 +50,7 @@ def main() -> None:
             reasoning_gym_full[key] += reasoning_gym.get_score_answer_fn(rec["task"])(bare, rec) == 1.0
     from importlib.metadata import version
 
-    result = {"curiosity_sft": str(Path(curiosity_sft.__file__).parent), "reasoning_gym": version("reasoning-gym"),
+    result = {"curiosity_sft": os.path.relpath(Path(curiosity_sft.__file__).parent, ROOT), "reasoning_gym": version("reasoning-gym"),
               "scored_correct": dict(accepted), "reasoning_gym_full_credit": dict(reasoning_gym_full), "n": dict(total)}
     for key in sorted(total):
         print(f"{key:45s} scored correct {accepted[key]:3d}/{total[key]}   "

@@ -2,9 +2,9 @@
 
     # 1. the outputs (once; keep them outside the repository): 200 GSM8K test problems
     flock /tmp/heavy.lock curiosity-sft evaluate --model smollm2-135m-instruct \
-        --data ../shared/data/raw/gsm8k/test.jsonl --tasks accuracy --limit 200 --output /work/tmp-12b/gsm8k_base_200
+        --data ../shared/data/raw/gsm8k/test.jsonl --tasks accuracy --limit 200 --output EVAL_DIR
     # 2. the comparison (seconds, no model)
-    python bench/bench_lm_eval_gsm8k.py --samples /work/tmp-12b/gsm8k_base_200/samples.jsonl [more samples.jsonl ...]
+    python bench/bench_lm_eval_gsm8k.py --samples EVAL_DIR/samples.jsonl [more samples.jsonl ...]
 
 Every output is scored twice: by ours (``scorers.score_gsm8k``, strict and flexible) and by
 lm-eval's ``gsm8k`` task as its installed YAML defines it (``evaluation/lm_eval_gsm8k.py``: its
