@@ -27,11 +27,17 @@ $(VENV)/.deepspeed: $(BIN)/curiosity-sft
 	$(BIN)/pip install -q -e '.[deepspeed]'
 	touch $@
 
+# The lm-evaluation-harness cross-check of our GSM8K scorer runs in `make test` (and so in CI): the
+# test fails instead of skipping when CURIOSITY_SFT_TEST_REQUIRES names lm_eval.
+$(VENV)/.lmeval: $(BIN)/curiosity-sft
+	$(BIN)/pip install -q -e '.[lmeval]'
+	touch $@
+
 demo: install
 	$(BIN)/curiosity-sft demo --output demo_output
 
-test: install $(VENV)/.deepspeed
-	$(BIN)/python -m pytest -q
+test: install $(VENV)/.deepspeed $(VENV)/.lmeval
+	CURIOSITY_SFT_TEST_REQUIRES=lm_eval $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

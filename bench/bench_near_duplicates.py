@@ -115,7 +115,7 @@ def main() -> None:
     caught, total = sum(r["caught"] for r in rows), sum(r["pairs"] for r in rows)
     print(f"all seeds: {caught}/{total} ({caught / total:.1%})")
     if a.json:
-        Path(a.json).write_text(json.dumps({"command": " ".join(sys.argv), "pythonpath": os.environ.get("PYTHONPATH"),
+        Path(a.json).write_text(json.dumps({"command": " ".join(sys.argv), "pythonpath": os.path.relpath(os.environ["PYTHONPATH"]) if os.environ.get("PYTHONPATH") else None,
                                             "runs": rows, "recall": caught / total}, indent=2) + "\n")
 
 

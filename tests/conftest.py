@@ -20,6 +20,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TINY = {"model_name": "smollm2-135m-instruct", "hidden_dim": 64, "num_layers": 2}
 
 
+def require(module: str):
+    """``pytest.importorskip``, except for a module ``make test`` (and so CI) installs and names in
+    CURIOSITY_SFT_TEST_REQUIRES: there a missing module is a failure, never a silent skip."""
+    import importlib
+
+    if module in os.environ.get("CURIOSITY_SFT_TEST_REQUIRES", "").split(","):
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
+
+
 @pytest.fixture(scope="session")
 def tok():
     from curiosity_sft.models import load_tokenizer

@@ -67,8 +67,6 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    import json
-
     from curiosity_sft.config import load_config
     from curiosity_sft.evaluation.evaluate import evaluate
     from curiosity_sft.evaluation.tasks import parse_tasks
@@ -78,20 +76,40 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     cfg = load_config(a.config, [*a.set, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
     res = evaluate(a.model, a.data, a.output, limit=a.limit, max_new_tokens=a.max_new_tokens or cfg.eval_max_new_tokens,
                    batch_size=a.batch_size or cfg.eval_batch_size, max_length=a.max_length,
-                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare, fewshot_file=a.fewshot_file)
+                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare, overwrite=a.overwrite, split=a.split,
+                   fewshot_file=a.fewshot_file)
+    _report_scores(res, a.output, "results.json, samples.jsonl, report.md, report.html", a.fail_on_gates)
+
+
+def cmd_score(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.evaluation.score import score_samples
+
+    res = score_samples(a.samples, a.data, a.output, config=load_config(a.config, a.set), overwrite=a.overwrite)
+    _report_scores(res, a.output, "results.json, samples.jsonl", a.fail_on_gates)
+
+
+def _report_scores(res: dict, output: str | None, files: str, fail_on_gates: bool) -> None:
+    """The headline numbers on stdout (JSON), and exit 1 under --fail-on-gates when a gate did not pass."""
+    import json
+
+    from curiosity_sft.evaluation.gates import Gate, failed
+
     summary: dict = {}
     if "perplexity" in res:
         summary["perplexity"] = res["perplexity"]["overall"]["perplexity"]
     if "bleu" in res:
-        summary["bleu_01"] = res["bleu"]["overall"].get("bleu_01")
+        summary["bleu_01"] = {s: v.get("bleu_01") for s, v in res["bleu"].items()}
     if "accuracy" in res:
         summary["accuracy"] = {s: v["accuracy"] for s, v in res["accuracy"].items()}
     summary["gates"] = {g["name"]: g["status"] for g in res["gates"]}
     print(json.dumps(summary, indent=2))
-    if a.output:
-        log.info("wrote %s/results.json, samples.jsonl, report.md, report.html", a.output)
-    if a.fail_on_gates and any(g["status"] == "fail" for g in res["gates"]):
-        log.error("quality gate(s) failed: %s", ", ".join(g["name"] for g in res["gates"] if g["status"] == "fail"))
+    if output:
+        log.info("wrote %s/%s, manifest.json", output, files)
+    stopped = failed([Gate(**g) for g in res["gates"]])
+    if fail_on_gates and stopped:
+        log.error("quality gate(s) did not pass: %s",
+                  ", ".join(f"{g.name} ({g.status})" for g in stopped))
         raise SystemExit(1)
 
 
@@ -233,16 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="perplexity and answer accuracy of a model on a data file")
     s.add_argument("--model", required=True, help="latest.pt, checkpoint-N, run folder, HF folder, adapter, alias")
     s.add_argument("--data", required=True, help="prepared val.jsonl/test.jsonl or a raw GSM8K/MATH/logic file")
-    s.add_argument("--output", help="folder for results.json, samples.jsonl, report.md and report.html")
+    s.add_argument("--output", help="folder for results.json, samples.jsonl, report.md, report.html, manifest.json")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier `evaluate` output in --output")
+    s.add_argument("--split", choices=("held-out", "train", "all"), default="held-out",
+                   help="which examples of --data to score: held-out (default; a training file is refused), "
+                        "train, or all")
     s.add_argument("--tasks", help="comma-separated: perplexity, bleu, accuracy (default: all)")
     s.add_argument("--limit", type=int, help="evaluate a deterministic subset of N examples")
-    s.add_argument("--max-new-tokens", "--max_new_tokens", type=int, help="default: eval_max_new_tokens")
+    s.add_argument("--max-new-tokens", "--max_new_tokens", type=int,
+                   help="budget for scored answers (default: eval_max_new_tokens); BLEU sizes its own per reference")
     s.add_argument("--batch-size", "--batch_size", type=int, help="default: eval_batch_size")
-    s.add_argument("--max-length", "--max_length", type=int, default=1024)
+    s.add_argument("--max-length", "--max_length", type=int,
+                   help="tokens per example for perplexity (default: the checkpoint's training max_length)")
     s.add_argument("--config", help="YAML config whose gate_* keys set the quality-gate thresholds")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--compare", help="another evaluation's results.json (e.g. the base model) to report against")
-    s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true", help="exit 1 when a quality gate fails")
+    s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true",
+                   help="exit 1 when a quality gate fails or measured nothing")
     s.add_argument("--num-fewshot", "--num_fewshot", type=int, help="GSM8K few-shot examples, lm-eval's format (5)")
     s.add_argument("--fewshot-file", "--fewshot_file", help="GSM8K train.jsonl for the shots (default: beside --data)")
     s.add_argument("--sampling", choices=("greedy", "deepseek"), help="default: eval_sampling (greedy)")
@@ -258,6 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=3, help="examples to show (default 3)")
     s.add_argument("--json", help="write the shown examples as JSON: id, rendered, trained_text, n_tokens, n_trained")
     s.set_defaults(fn=cmd_inspect)
+
+    s = sub.add_parser("score", help="re-score an evaluation's samples.jsonl without a model")
+    s.add_argument("--samples", required=True, help="samples.jsonl written by `evaluate`")
+    s.add_argument("--data", required=True, help="the --data file that evaluation was given (joined by id)")
+    s.add_argument("--output", help="folder for results.json, samples.jsonl, manifest.json")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier `score` output in --output")
+    s.add_argument("--config", help="YAML config whose gate_* keys set the quality-gate thresholds")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true",
+                   help="exit 1 when a quality gate fails or measured nothing")
+    s.set_defaults(fn=cmd_score)
 
     s = sub.add_parser("plan", help="estimate peak GPU memory and propose the fastest setting that fits")
     s.add_argument("--config", help="YAML config (configs/*.yaml)")

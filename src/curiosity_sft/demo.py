@@ -19,7 +19,6 @@ from curiosity_sft.data.prepare import prepare
 from curiosity_sft.data.synthetic import write_raw_dataset
 from curiosity_sft.errors import UserError
 from curiosity_sft.evaluation.evaluate import evaluate
-from curiosity_sft.training.export import load_for_inference
 from curiosity_sft.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -50,16 +49,19 @@ def run_demo(output: str | Path, config: str | None = None, overrides: list[str]
             data_config=DataConfig(decontaminate_test_splits=False), overwrite=True)
     val = prepared / "val.jsonl"
 
-    def measure(name: str, bundle: tuple) -> dict:
-        return evaluate(name, val, out / f"eval_{name}", max_new_tokens=cfg.eval_max_new_tokens,
-                        batch_size=cfg.eval_batch_size, max_length=cfg.max_length, model_bundle=bundle)
+    def measure(name: str, model: str, compare: Path | None = None) -> dict:
+        # The real model spec, not a label: the fine-tuned report then finds the run's loss curves
+        # (TensorBoard events beside latest.pt) and is drawn against the base model's results.
+        return evaluate(model, val, out / f"eval_{name}", max_new_tokens=cfg.eval_max_new_tokens,
+                        batch_size=cfg.eval_batch_size, max_length=cfg.max_length, config=cfg, compare=compare,
+                        overwrite=True)
 
     log.info("[3/5] evaluating the base model %s on %s", cfg.model_name, val)
-    base = measure("base", load_for_inference(cfg.model_name))
+    base = measure("base", cfg.model_name)
     log.info("[4/5] fine-tuning (%s) into %s", "LoRA" if cfg.peft_enable else "full", run_dir)
     train(cfg, run_dir, overwrite=True)
     log.info("[5/5] evaluating the fine-tuned model %s", run_dir / "latest.pt")
-    tuned = measure("finetuned", load_for_inference(str(run_dir / "latest.pt")))
+    tuned = measure("finetuned", str(run_dir / "latest.pt"), compare=out / "eval_base" / "results.json")
 
     table = summary_table(base, tuned)
     Console().print(table)
@@ -68,15 +70,23 @@ def run_demo(output: str | Path, config: str | None = None, overrides: list[str]
     return {"base": base, "finetuned": tuned}
 
 
+def _fmt(x: float | None, spec: str) -> str:
+    return "not measured" if x is None else format(x, spec)
+
+
 def summary_table(base: dict, tuned: dict) -> Table:
     t = Table(title="curiosity-sft demo: base vs fine-tuned on the validation split")
     t.add_column("metric")
     t.add_column("base", justify="right")
     t.add_column("fine-tuned", justify="right")
-    for source in sorted(tuned["perplexity"]):
-        t.add_row(f"val perplexity {source}", f"{base['perplexity'][source]['perplexity']:.2f}",
-                  f"{tuned['perplexity'][source]['perplexity']:.2f}")
+    for source in sorted(tuned.get("perplexity", {})):
+        t.add_row(f"val perplexity {source}", _fmt(base["perplexity"].get(source, {}).get("perplexity"), ".2f"),
+                  _fmt(tuned["perplexity"][source]["perplexity"], ".2f"))
+    for source in sorted(tuned.get("bleu", {})):
+        t.add_row(f"BLEU {source} (0-1, n={tuned['bleu'][source].get('n', 0)})",
+                  _fmt(base.get("bleu", {}).get(source, {}).get("bleu_01"), ".3f"),
+                  _fmt(tuned["bleu"][source].get("bleu_01"), ".3f"))
     for source in sorted(tuned.get("accuracy", {})):
-        b, f = base["accuracy"].get(source, {}), tuned["accuracy"][source]
-        t.add_row(f"accuracy {source} (n={f['n']})", f"{b.get('accuracy', 0):.1%}", f"{f['accuracy']:.1%}")
+        b, f = base.get("accuracy", {}).get(source, {}), tuned["accuracy"][source]
+        t.add_row(f"accuracy {source} (n={f['n']})", _fmt(b.get("accuracy"), ".1%"), _fmt(f["accuracy"], ".1%"))
     return t

@@ -85,3 +85,22 @@ def test_perplexity_reference_value(tok):
 
 
 GOLDEN_LOSS = 10.782705  # ~ln(49152) = 10.80: an untrained model is near-uniform over the vocabulary
+
+
+def test_per_example_budgets_equal_generating_each_budget_alone(tiny_model, tok):
+    """One batch, budgets 3/12/7/1: each output is what a run with only its own budget gives."""
+    exs, budgets = examples()[:4], [3, 12, 7, 1]
+    mixed, _ = generate(tiny_model, tok, exs, max_new_tokens=budgets, batch_size=4)
+    for ex, b, g in zip(exs, budgets, mixed, strict=True):
+        (alone,), _ = generate(tiny_model, tok, [ex], max_new_tokens=b, batch_size=1)
+        assert g.example.id == ex.id and g.output == alone.output and g.new_tokens == alone.new_tokens <= b
+
+
+def test_perplexity_over_no_tokens_is_not_measured(tiny_model, tok):
+    """Zero tokens is no measurement, not perplexity exp(0) = 1.0 (which passed the gate)."""
+    assert perplexity(tiny_model, tok, [], max_length=128)["overall"] == {
+        "loss": None, "perplexity": None, "tokens": 0, "skipped_over_max_length": 0,
+        "skipped_template_mismatch_or_empty": 0}
+    res = perplexity(tiny_model, tok, examples(), max_length=8)  # every example longer than max_length
+    assert res["overall"]["perplexity"] is None and res["overall"]["skipped_over_max_length"] == 5
+    assert res["books"] == {"loss": None, "perplexity": None, "tokens": 0, "skipped_over_max_length": 1}

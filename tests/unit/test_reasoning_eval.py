@@ -171,8 +171,8 @@ def test_cli_num_fewshot_and_sampling_flags(tiny_model, tok, tmp_path, monkeypat
 
 
 def test_bleu_compares_answers_with_answers_when_references_think():
-    from curiosity_sft.evaluation.evaluate import _bleu
+    from curiosity_sft.evaluation.scoring import bleu_table
 
     rows = [{"source": "gsm8k", "output": "<think>\nmine\n</think>\n\nThe total is 72 clips.\n#### 72",
              "reference_response": "<think>\nNatalia sold 48/2 = 24 clips.\n</think>\n\nThe total is 72 clips.\n#### 72"}]
-    assert _bleu(rows)["overall"]["bleu"] == pytest.approx(100.0)
+    assert bleu_table(rows)["overall"]["bleu"] == pytest.approx(100.0)

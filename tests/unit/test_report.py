@@ -16,6 +16,7 @@ RESULTS = {
     "bleu": {"overall": {"bleu": 12.0, "bleu_01": 0.12, "chrf": 30.0}},
     "accuracy": {"gsm8k": {"accuracy": 0.5, "n": 2, "strict": {"accuracy": 0.0, "n": 2}},
                  "overall": {"accuracy": 0.5, "n": 2}},
+    "accuracy_by_task": {"gsm8k": {"accuracy": 0.5, "n": 2}},
     "generation": {"tokens_per_second": 100.0},
 }
 SAMPLES = [
@@ -25,12 +26,15 @@ SAMPLES = [
 ]
 
 
-def test_gates_pass_fail_and_not_measured():
+def test_gates_pass_fail_not_run_and_not_measured():
     g = {x.name: x for x in check_gates(RESULTS, 15, 0.7, 0.85)}
     assert (g["perplexity"].status, g["BLEU"].status, g["GSM8K accuracy"].status) == ("pass", "fail", "fail")
-    only_ppl = check_gates({"perplexity": {"overall": {"perplexity": 20.0}}}, 15, 0.7, 0.85)
-    assert [x.status for x in only_ppl] == ["fail", "not measured", "not measured"] and any_failed(only_ppl)
-    assert not any_failed(check_gates({}, 15, 0.7, 0.85))
+    only_ppl = check_gates({"tasks": ["perplexity"], "perplexity": {"overall": {"perplexity": 20.0}}}, 15, 0.7, 0.85)
+    assert [x.status for x in only_ppl] == ["fail", "not run", "not run"] and any_failed(only_ppl)
+    nothing = check_gates({"tasks": ["perplexity"], "perplexity": {"overall": {"perplexity": None}}}, 15, 0.7, 0.85)
+    assert nothing[0].status == "not measured" and any_failed(nothing)  # asked for, measured nothing: no pass
+    assert not any_failed(check_gates({"tasks": []}, 15, 0.7, 0.85))
+    assert [x.status for x in check_gates({}, 15, 0.7, 0.85)] == ["not measured"] * 3  # no record of what was asked
 
 
 def _fake_run(tmp_path):

@@ -7,12 +7,9 @@ import pytest
 
 from curiosity_sft.data.schema import Example, chat
 from curiosity_sft.evaluation.logic_scorers import (
-    entails,
-    parse_formula,
     score_knights_knaves,
-    score_logic,
     score_propositional,
-    score_yes_no,
+    score_syllogism,
     score_zebra,
 )
 from curiosity_sft.evaluation.scorers import (
@@ -84,84 +81,140 @@ def test_math_equivalence(output, ref, ok):
     ("Victoria is a knight, and William is a knave.", True),
     ("William is a knave and Victoria is a knight", True),  # order free
     ("Victoria: knight. William: knave.", True),  # wording free
-    ("First guess: William is a knight. Re-checking... William is a knave, Victoria is a knight.", True),  # the last claim
+    ("**Victoria** is a knight\n**William** is a knave", True),  # markdown, one per line
+    ("First guess: William is a knight. Re-checking... William is a knave, Victoria is a knight.", True),  # the final answer
+    ("<answer>Victoria is a knight, and William is a knave</answer> (William lies)", True),  # reasoning-gym's tags
     ("Victoria is a knight.", False),  # someone missing
-    ("Victoria is a knave, and William is a knave.", False),
+    ("Victoria is a knave, and William is a knave.", False),  # half right: partial credit is not correct
+    ("Victoria is a knight/knave, and William is a knight/knave", False),  # the prompt's format hint echoed
+    ("Victoria is a knight or a knave, and William is a knave", False),  # hedged
+    ("If Victoria is a knave then William is a knave, so Victoria is a knight and William is a knave", False),  # mixed
 ])
 def test_knights_knaves(output, ok):
     assert score_knights_knaves(output, "Victoria is a knight, and William is a knave.").correct is ok
 
 
-def test_other_logic_tasks():
-    assert score_zebra("Looking at clue 1... The answer is Bob.", "bob").correct
-    assert not score_zebra("The answer is alice", "bob").correct
-    assert score_yes_no("No. It does not follow.", "No").correct
-    assert not score_yes_no("Maybe", "Yes").correct
-    assert score_logic("Yes", "Yes", "syllogism").correct
+def test_knights_knaves_partial_credit_is_kept_for_audit():
+    half = score_knights_knaves("Victoria is a knave, and William is a knave.", "Victoria is a knight, and William is a knave.")
+    assert not half.correct and half.credit == pytest.approx(0.65)  # reasoning-gym: 0.3 + 0.7 * 1/2
+
+
+@pytest.mark.parametrize("output,ok", [
+    ("Looking at clue 1... The answer is Bob.", True), ("**Bob**", True), ("<answer>bob</answer>", True),
+    ("The answer is alice", False), ("either bob or someone else, not bob", False), ("not bob", False),
+    ("bob or alice", False), ("The answer is: Bob, probably", False),
+])
+def test_zebra(output, ok):
+    assert score_zebra(output, "bob").correct is ok
+
+
+@pytest.mark.parametrize("output,ok", [
+    ("No. It does not follow.", True), ("The answer is no", True), ("Maybe", False), ("Yes or no", False),
+    ("Yes", False),
+])
+def test_syllogism(output, ok):
+    assert score_syllogism(output, "No").correct is ok
+
+
+PROP = {"premises": ["P", "((P ∧ Q) ∧ (P ∨ P))"], "variables": ["P", "Q", "R"]}  # the first shared puzzle
 
 
 @pytest.mark.parametrize("conclusion,ok", [
-    ("Q", True), ("(P ∧ Q)", True), ("(R ∨ P)", True), ("¬¬P", True), ("(P → Q)", True), ("(Q ↔ P)", True),
-    ("R", False), ("¬Q", False), ("(P ∧ R)", False),
-    ("P & Q", True), ("~R -> Q", True),  # ASCII notation
+    ("(R ∨ P)", True), ("(P → Q)", True), ("(Q ↔ P)", True), ("~R -> Q", True),  # entailed, new; ASCII read too
+    ("R", False), ("¬Q", False), ("(P ∧ R)", False),  # not entailed
+    ("Q", False),  # entailed, but atomic: reasoning-gym gives 0.25 ("trivial"), not full credit
+    ("(P ∨ ¬P)", False),  # a tautology follows from anything
+    ("((P ∧ Q) ∧ (P ∨ P))", False), ("(Q ∧ P)", False), ("P & Q", False), ("¬¬P", False),  # restated premises
+    ("(P ∧ S)", False),  # S is not one of the puzzle's variables
 ])
-def test_propositional_entailment(conclusion, ok):
-    premises = ["P", "((P ∧ Q) ∧ (P ∨ P))"]  # the first propositional record in the shared data
-    assert score_propositional(f"Reasoning.\nConclusion: {conclusion}", premises).correct is ok
+def test_propositional(conclusion, ok):
+    assert score_propositional(f"Reasoning.\nConclusion: {conclusion}", PROP).correct is ok
 
 
-def test_formula_parser_precedence_and_errors():
-    f, v = parse_formula("¬P ∨ Q → R ↔ S")  # ((¬P ∨ Q) → R) ↔ S
-    assert v == {"P", "Q", "R", "S"}
-    assert f({"P": True, "Q": False, "R": False, "S": True}) is True
-    assert entails(["P → Q", "Q → R"], "P → R") and not entails(["P ∨ Q"], "P")
-    for bad in ["", "P ∧", "(P", "P Q", "p and q"]:
-        with pytest.raises(ValueError):
-            parse_formula(bad)
-    assert score_propositional("I cannot say.", ["P"]).extracted is None
+def test_propositional_restatement_is_ours_not_reasoning_gyms():
+    s = score_propositional("((P ∧ Q) ∧ (P ∨ P))", PROP)
+    assert not s.correct and s.credit == 1.0 and s.note == "restates a premise"
+    assert score_propositional("I cannot say.", PROP).extracted is None
 
 
-def test_dispatch_and_tasks():
-    gsm = Example("g", "gsm8k", messages=chat("q", "a"), answer="1000")
+def test_every_task_dispatches_by_meta_task_not_source():
+    gsm = Example("g", "grade_school", messages=chat("q", "a"), answer="1000", meta={"task": "gsm8k"})
     scores = score_example(gsm, "#### 1,000")
     assert scores["accuracy"].correct and scores["strict"].correct
-    prop = Example("p", "logic", messages=chat("q", "a"), meta={"task": "propositional_logic", "premises": ["P"]})
-    assert is_scorable(prop) and score_example(prop, "P")["accuracy"].correct
-    assert not is_scorable(Example("t", "books", text="once upon a time"))
+    prop = Example("p", "puzzles", messages=chat("q", "a"), meta={"task": "propositional_logic", "reasoning_gym": PROP})
+    assert is_scorable(prop) and score_example(prop, "(R ∨ P)")["accuracy"].correct
+    kk = Example("k", "math", messages=chat("q", "a"), answer="Ann is a saint, and Bo is a sinner.",
+                 meta={"task": "knights_knaves"})  # labelled `math` by its user: still a knights-and-knaves puzzle
+    assert score_example(kk, "Bo is a sinner and Ann is a saint.")["accuracy"].correct
+    generic = Example("x", "gsm8k", messages=chat("q", "a"), answer="Paris")  # no task: exact final answer
+    assert "strict" not in score_example(generic, "Paris") and score_example(generic, "The answer is paris.")["accuracy"].correct
+    assert not is_scorable(Example("t", "books", text="once upon a time", meta={"task": "book_text"}))
     assert parse_tasks("accuracy,perplexity") == ("perplexity", "accuracy") and len(parse_tasks(None)) == 3
     from curiosity_sft.errors import UserError
     with pytest.raises(UserError, match="unknown task"):
         parse_tasks("bleu,rouge")
 
 
-# Outputs on which our GSM8K extraction agrees with lm-evaluation-harness's own filters, and the
-# documented cases where it deliberately does not (docs/EVALUATION.md).
-AGREE = ["The answer is 42.", "#### 1,234", "So -3 degrees.\n#### -3", "$18 in total", "He has 7 apples and 5 pears",
-         "nothing", "#### 5\nthen 7", "It is 10.5 km"]
-DIFFER = {
-    "The answer is 18.00": ("18", "18.00"),  # lm-eval compares strings: 18.00 != 18
-    "\\boxed{12} since 3 * 4": ("12", "4"),  # we read the final \boxed{}
-    "it is 3/4": ("0.75", "4"),  # a fraction is one number
-    "<think>it is 9 or 8</think>I am not sure": (None, "8"),  # lm-eval reads numbers inside <think> too
-    "Total 8...": ("8", "8..."),  # lm-eval's flexible regex takes the dots along
-}
+def test_math_scoring_works_off_the_main_thread():
+    """math-verify's timeout is signal.alarm, which raises off the main thread; every MATH answer
+    scored from a thread was wrong. Only math-verify (not a string match) can accept these."""
+    import threading
+
+    cases = [("\\boxed{0.5}", "\\frac{1}{2}", True), ("\\boxed{x^2+2x+1}", "(x+1)^2", True), ("\\boxed{3}", "4", False)]
+    got: list = []
+    t = threading.Thread(target=lambda: got.extend(score_math(o, r).correct for o, r, _ in cases))
+    t.start()
+    t.join(timeout=120)
+    assert got == [ok for _, _, ok in cases]
 
 
-def test_gsm8k_against_lm_eval_filters():
-    pytest.importorskip("lm_eval")
-    from lm_eval.filters.extraction import RegexFilter
+# Our GSM8K scorer against lm-evaluation-harness's gsm8k task, read from its installed YAML (its
+# filters, its exact_match). AGREE: same verdict under both filters. DIFFER: every kind of
+# disagreement docs/EVALUATION.md lists, with (ours strict, lm-eval strict, ours flexible,
+# lm-eval flexible) verdicts and the kind `difference_kind` gives. bench/bench_lm_eval_gsm8k.py
+# runs the same comparison on 200 real model outputs.
+AGREE = [("The answer is 42.", "42"), ("#### 1,234", "1234"), ("So -3 degrees.\n#### -3", "-3"), ("$18 in total", "18"),
+         ("He has 7 apples and 5 pears", "5"), ("nothing", "5"), ("#### 5\nthen 7", "5"), ("It is 10.5 km", "10.5"),
+         ("#### 18.", "18"), ("Answer: 1,000,000", "1000000"), ("It is 5.5", "5")]
+DIFFER = [  # output, answer, (ours strict, lm strict, ours flexible, lm flexible), kind
+    ("#### $18", "18", (True, False, True, True), "`#### $18`: currency sign after ####"),
+    ("####18", "18", (True, False, True, True), "`####18`: no space after ####"),
+    ("####  18", "18", (True, False, True, True), "`####  18`: several spaces after ####"),
+    ("#### 3/4", "3", (False, True, False, False), "`#### 3/4`: a fraction after ####"),  # lm-eval reads the numerator
+    ("<think>#### 9</think>#### 8", "8", (True, False, True, True), "<think> block"),
+    ("#### 18.00", "18", (True, False, True, False), "`18.00`: trailing zeros (lm-eval compares strings)"),
+    ("\\boxed{12} since 3 * 4", "12", (False, False, True, False), "a final \\boxed{} before later numbers"),
+    ("it is 3/4", "4", (False, False, False, True), "`3/4`: a fraction is one number"),
+    ("The answer is 18.00", "18", (False, False, True, False), "`18.00`: trailing zeros (lm-eval compares strings)"),
+    ("Total 8...", "8", (False, False, True, False), "lm-eval keeps trailing punctuation (`8...`, `8,`)"),
+    ("It is 18. Done...", "18", (False, False, True, False), "lm-eval's match has no digit (`...`, `.,`)"),
+    ("It takes 3-4 hours", "4", (False, False, True, False), "`3-4`: a hyphen read as a minus sign by lm-eval"),
+    ("It costs 7 x2", "7", (False, False, True, False),
+     "digits inside a word or unit (`x2`, `5th`, `10am`): lm-eval reads them"),
+    ("<think>it is 9 or 8</think>I am not sure", "8", (False, False, False, True), "<think> block"),
+    ("It is 8.\n\nQuestion: Tom has 3 apples", "8", (False, False, False, True),
+     "`Question:` after the answer: lm-eval's generation stops there"),
+]
 
-    strict = RegexFilter(r"#### (\-?[0-9\.\,]+)", 0)
-    flexible = RegexFilter(r"(-?[$0-9.,]{2,})|(-?[0-9]+)", -1)
 
-    def lm_eval_answer(f: RegexFilter, out: str) -> str | None:
-        got = list(f.apply([[out]], [{}]))[0][0]
-        return None if got == "[invalid]" else got
+def test_gsm8k_against_lm_eval_harness():
+    from conftest import require
 
-    for out in AGREE:
-        for f, is_strict in ((strict, True), (flexible, False)):
-            theirs = lm_eval_answer(f, out)
-            assert extract_gsm8k(out, is_strict) == (normalize_number(theirs) if theirs else None), (out, is_strict)
-    for out, (ours, theirs) in DIFFER.items():
-        assert extract_gsm8k(out, False) == ours
-        assert lm_eval_answer(flexible, out) == theirs
+    require("lm_eval")
+    from curiosity_sft.evaluation.lm_eval_gsm8k import LmEvalGSM8K, difference_kind
+
+    lm = LmEvalGSM8K()
+    assert lm.metric_kwargs["regexes_to_ignore"] == [",", "\\$", "(?s).*#### ", "\\.$"]  # the task we documented
+    cases = [(o, a) for o, a in AGREE] + [(o, a) for o, a, _, _ in DIFFER]
+    theirs = lm.verdicts([o for o, _ in cases], [a for _, a in cases])
+    strict, flexible = theirs["strict-match"], theirs["flexible-extract"]
+    for i, (out, ans) in enumerate(AGREE):
+        assert score_gsm8k(out, ans, True).correct == strict[i].correct, out
+        assert score_gsm8k(out, ans).correct == flexible[i].correct, out
+    for j, (out, ans, verdicts, kind) in enumerate(DIFFER, start=len(AGREE)):
+        ours_s, ours_f = score_gsm8k(out, ans, True), score_gsm8k(out, ans)
+        assert (ours_s.correct, strict[j].correct, ours_f.correct, flexible[j].correct) == verdicts, out
+        differs_strict = ours_s.correct != strict[j].correct
+        got = difference_kind(out, differs_strict, *((ours_s.extracted, strict[j].extracted) if differs_strict
+                                                     else (ours_f.extracted, flexible[j].extracted)))
+        assert got == kind, out

@@ -34,7 +34,7 @@ def test_gsm8k_jsonl_strips_calculator_by_default_and_keeps_it_on_request(tmp_pa
     p = write_jsonl(tmp_path / "train.jsonl", [GSM])
     fmt, [(_, ex)] = read(p)
     assert fmt == "gsm8k" and ex.answer == "72" and "<<" not in ex.reference
-    assert ex.difficulty == pytest.approx(1 / 7) and ex.meta == {"steps": 2}  # 2 steps -> (2-1)/7
+    assert ex.difficulty == pytest.approx(1 / 7) and ex.meta == {"task": "gsm8k", "steps": 2}  # 2 steps -> (2-1)/7
     _, [(_, kept)] = read(p, SourceOptions(strip_calculator=False))
     assert "<<48/2=24>>" in kept.reference and kept.id == ex.id
 
@@ -72,7 +72,7 @@ def test_math_archive_routes_test_members_to_test(tmp_path, name, mode):
     fmt, exs = read(p)
     assert fmt == "math"
     assert [(s, e.answer) for s, e in exs] == [("test", "4"), ("train", "\\frac{3}{4}")]
-    assert exs[1][1].difficulty == 0.25 and exs[1][1].meta == {"level": "Level 2", "type": "Prealgebra"}
+    assert exs[1][1].difficulty == 0.25 and exs[1][1].meta == {"task": "math", "level": "Level 2", "type": "Prealgebra"}
 
 
 @pytest.mark.parametrize("member", ["/etc/evil.json", "MATH/../../evil.json"])

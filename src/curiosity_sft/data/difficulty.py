@@ -54,7 +54,7 @@ def normalise_difficulty(examples: Sequence[Example]) -> list[Example]:
         group, x = values[_group(ex)], float(ex.difficulty)
         meta = {**ex.meta, MEASURE: round(x, 4)}
         if group[0] == group[-1]:
-            task = f" ({_group(ex)[1]})" if _group(ex)[1] else ""
+            task = f" ({_group(ex)[1]})" if _group(ex)[1] not in ("", ex.source) else ""
             meta[DIFFICULTY_REASON] = (f"all {len(group)} examples of `{ex.source}`{task} have the same difficulty "
                                        "measure: nothing to order them by")
             out.append(replace(ex, difficulty=None, meta=meta))

@@ -2,17 +2,18 @@
 
 Perplexity on every example; generation once, then BLEU/chrF against the reference responses
 and answer accuracy on the examples that carry a verifiable answer; quality gates on top.
-Every number is reproducible: the subset is deterministic and ``results.json`` holds the config
-and fingerprints of the model and the data.
+Every number is reproducible: the subset is deterministic and ``results.json`` holds the config,
+the settings inherited from the checkpoint, the scorers' versions and fingerprints of the model
+and the data. Every input is checked before the model is loaded (``preflight``), and the output
+folder is written whole or not at all (``outputs``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,179 +21,166 @@ import torch
 
 from curiosity_sft.chat_template import apply_override
 from curiosity_sft.config import SFTConfig
-from curiosity_sft.data.records import BadRecords
-from curiosity_sft.data.schema import Example, iter_jsonl, read_examples, write_jsonl
-from curiosity_sft.data.sources import detect_format, read_source
-from curiosity_sft.data.sources.options import SourceOptions
-from curiosity_sft.errors import DataError
-from curiosity_sft.evaluation.fewshot import assign_shots, default_pool, read_pool
+from curiosity_sft.data.schema import Example
+from curiosity_sft.errors import UserError
+from curiosity_sft.evaluation.eval_data import load_eval_data, subset
+from curiosity_sft.evaluation.fewshot import Shot, assign_shots, default_pool, read_pool
 from curiosity_sft.evaluation.gates import check_gates
-from curiosity_sft.evaluation.generate import GenerationSettings, generate, generate_vllm, vllm_available
+from curiosity_sft.evaluation.generate import (
+    Generation,
+    GenerationSettings,
+    generate,
+    generate_vllm,
+    vllm_available,
+)
+from curiosity_sft.evaluation.outputs import file_sha256, write_evaluation_folder
 from curiosity_sft.evaluation.perplexity import perplexity
+from curiosity_sft.evaluation.preflight import (
+    check_model_file,
+    inherited_settings,
+    is_pytorch_read_error,
+    read_baseline,
+    resolve_max_length,
+)
 from curiosity_sft.evaluation.report import write_reports
-from curiosity_sft.evaluation.scorers import strip_think
-from curiosity_sft.evaluation.tasks import TASKS, is_scorable, score_example
-from curiosity_sft.evaluation.text_metrics import bleu_chrf
-from curiosity_sft.io import atomic_write_json
+from curiosity_sft.evaluation.scoring import (
+    BUDGET_FACTOR,
+    BUDGET_STEP,
+    accuracy_by_task,
+    accuracy_table,
+    bleu_table,
+    reference_budget,
+    sample_record,
+    scorer_versions,
+)
+from curiosity_sft.evaluation.tasks import TASKS, is_scorable, task_of
+from curiosity_sft.io import check_output_dir
 from curiosity_sft.training.export import load_for_inference
 
 log = logging.getLogger(__name__)
 
-
-def load_eval_data(path: str | Path) -> list[Example]:
-    """A prepared JSONL, or a raw GSM8K/MATH/logic file read with the same readers as ``prepare``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError("evaluation data file not found", where=p, fix="pass a prepared val.jsonl or a raw test file")
-    fmt = detect_format(p)
-    if fmt == "generic" and _is_prepared(p):
-        return read_examples(p)
-    examples = [ex for _, ex in read_source(p, fmt, SourceOptions(), BadRecords())]
-    if not examples:
-        raise DataError("no examples in file", where=p)
-    if fmt == "logic":
-        _attach_premises(p, examples)
-    return examples
-
-
-def _is_prepared(p: Path) -> bool:
-    for _, first in iter_jsonl(p):
-        return isinstance(first, dict) and "source" in first and ("messages" in first or "text" in first)
-    return False
-
-
-def _attach_premises(path: Path, examples: list[Example]) -> None:
-    """Propositional-logic records have no unique answer; scoring needs their premises, read from the raw file."""
-    premises = {str(r.get("question", "")).strip(): (r.get("metadata") or {}).get("premises")
-                for _, r in iter_jsonl(path) if isinstance(r, dict) and r.get("task") == "propositional_logic"}
-    for ex in examples:
-        p = premises.get(ex.prompt_messages[-1]["content"]) if ex.messages else None
-        if p:
-            ex.meta["premises"] = p
-
-
-def subset(examples: list[Example], limit: int | None, seed: int = 0) -> list[Example]:
-    """A deterministic subset: the same ``limit`` always picks the same examples, kept in file order."""
-    if limit is None or limit >= len(examples):
-        return examples
-    picked = sorted(range(len(examples)), key=lambda i: random.Random(f"{seed}:{examples[i].id}").random())[:limit]
-    return [examples[i] for i in sorted(picked)]
+__all__ = ["evaluate", "load_eval_data", "subset", "model_fingerprint", "run_folder", "hf_folder"]
 
 
 def evaluate(model_spec: str, data: str | Path, output: str | Path | None = None, *, limit: int | None = None,
              accuracy_limit: int | None = None, max_new_tokens: int = 256, batch_size: int = 16,
-             max_length: int = 1024, show_progress: bool = True, model_bundle: Any = None,
+             max_length: int | None = None, show_progress: bool = True, model_bundle: Any = None,
              tasks: tuple[str, ...] = TASKS, config: SFTConfig | None = None,
-             compare: str | Path | None = None, fewshot_file: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate one model; ``compare`` is another evaluation's ``results.json`` (e.g. the base model)."""
+             compare: str | Path | None = None, overwrite: bool = False, split: str = "held-out",
+             fewshot_file: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate one model; ``compare`` is another evaluation's ``results.json`` (e.g. the base model).
+
+    ``max_length`` None takes the checkpoint's own (its run's ``config.yaml``), else the config's.
+    ``split`` picks the file's held-out examples (default), its training examples, or all.
+    ``fewshot_file`` holds the solved problems of ``eval_num_fewshot`` (default: GSM8K's
+    ``train.jsonl`` beside ``data``).
+    """
     cfg = config or SFTConfig()
-    model, tok, desc = model_bundle or load_for_inference(model_spec)
-    apply_override(tok, cfg.chat_template)
-    every = load_eval_data(data)
+    model_spec = str(model_spec)
+    # --- every input checked before any model is loaded ---
+    out = None
+    if output is not None:
+        out = check_output_dir(output, "evaluate", overwrite=overwrite, inputs=[data, *([compare] if compare else [])])
+    for name, value in (("--limit", limit), ("--max-new-tokens", max_new_tokens), ("--batch-size", batch_size)):
+        if value is not None and value < (0 if name == "--limit" else 1):
+            raise UserError(f"{name} must be {'>= 0' if name == '--limit' else 'positive'}, got {value}", where=name)
+    every = load_eval_data(data, split)
+    baseline = read_baseline(compare) if compare else None
     shots = (assign_shots(every, read_pool(fewshot_file or default_pool(data)), cfg.eval_num_fewshot)
              if cfg.eval_num_fewshot else {})
+    if model_bundle is None:
+        check_model_file(model_spec)
+    inherited = inherited_settings(model_spec)
+    max_length, max_length_from = resolve_max_length(max_length, inherited, cfg.max_length, "the config")
+    log.info("max_length %d (from %s)", max_length, max_length_from)
+
+    model, tok, desc = model_bundle or _load_model(model_spec)
+    apply_override(tok, cfg.chat_template)
     settings = GenerationSettings.from_config(cfg, next(model.parameters()).device, max_new_tokens)
+    log.info("tokenizer %s", getattr(tok, "name_or_path", "?"))
     examples = subset(every, limit)
     results: dict[str, Any] = {
-        "model": desc, "model_spec": str(model_spec), "model_sha256": model_fingerprint(model),
-        "data": str(data), "data_sha256": hashlib.sha256(Path(data).read_bytes()).hexdigest(),
-        "examples": len(examples), "limit": limit, "tasks": list(tasks), "max_new_tokens": max_new_tokens,
-        "config": cfg.model_dump()}
+        "model": desc, "model_spec": model_spec, "model_sha256": model_fingerprint(model),
+        "data": str(data), "data_sha256": file_sha256(Path(data)), "split": split,
+        "examples": len(examples), "limit": limit, "tasks": list(tasks),
+        "tasks_in_data": sorted({t for e in every if (t := task_of(e))}), "max_new_tokens": max_new_tokens,
+        "settings": {"max_length": max_length, "max_length_from": max_length_from,
+                     "tokenizer": str(getattr(tok, "name_or_path", ""))},
+        "scorers": scorer_versions(), "config": cfg.model_dump()}
     if "perplexity" in tasks:
         results["perplexity"] = perplexity(model, tok, examples, max_length, batch_size, show_progress)
-    to_generate = [e for e in examples if e.messages is not None] if "bleu" in tasks else []
-    if "accuracy" in tasks:
-        scorable = subset([e for e in examples if is_scorable(e)], accuracy_limit)
-        ids = {e.id for e in to_generate}
-        to_generate += [e for e in scorable if e.id not in ids]
+    budgets = generation_budgets(examples, tok, tasks, max_new_tokens, accuracy_limit)
     samples: list[dict[str, Any]] = []
-    if to_generate:
-        hf = hf_folder(model_spec)
-        if hf is not None and vllm_available():
-            gens, speed = generate_vllm(hf, tok, to_generate, settings=settings, shots=shots)
-        else:
-            gens, speed = generate(model, tok, to_generate, batch_size=batch_size, show_progress=show_progress,
-                                   settings=settings, shots=shots)
-        results["generation"] = {**speed, "num_fewshot": cfg.eval_num_fewshot}
-        samples = [_sample(g.example, g.prompt, g.output, g.new_tokens, g.sample, g.thinking_cut) for g in gens]
-        if "bleu" in tasks:
-            results["bleu"] = _bleu(samples)
-        if "accuracy" in tasks:
-            results["accuracy"] = accuracy_table([s for s in samples if s["correct"] is not None], speed["budget"])
+    if budgets:
+        to_generate = [e for e in examples if e.id in budgets]
+        gens, results["generation"] = _generate(model_spec, model, tok, to_generate, budgets, batch_size,
+                                                  show_progress, settings, shots)
+        results["generation"]["num_fewshot"] = cfg.eval_num_fewshot
+        extra = results["generation"]["thinking_tokens"]
+        samples = [sample_record(g.example, g.prompt, g.output, g.new_tokens, budgets[g.example.id] + extra, g.sample,
+                                 g.thinking_cut) for g in gens]
+    if "bleu" in tasks:
+        results["bleu"] = bleu_table(samples)
+    if "accuracy" in tasks:
+        results["accuracy"] = accuracy_table(samples)
+        results["accuracy_by_task"] = accuracy_by_task(samples)
     gates = check_gates(results, cfg.gate_max_perplexity, cfg.gate_min_bleu, cfg.gate_min_gsm8k_accuracy)
     results["gates"] = [g.to_dict() for g in gates]
-    if output is not None:
-        out = Path(output)
-        write_jsonl(out / "samples.jsonl", samples)
-        atomic_write_json(out / "results.json", results)
-        baseline = json.loads(Path(compare).read_text()) if compare else None
-        write_reports(out, results, samples, gates, baseline, run_folder(model_spec))
+    if out is not None:
+        write_evaluation_folder(out, "evaluate", results, samples, extra=lambda tmp: write_reports(
+            tmp, results, samples, gates, baseline, run_folder(model_spec)))
     return results
 
 
-def _sample(ex: Example, prompt: str, output: str, new_tokens: int, sample: int = 0,
-            thinking_cut: bool = False) -> dict[str, Any]:
-    rec: dict[str, Any] = {"id": ex.id, "source": ex.source, "prompt": prompt, "output": output,
-                           "extracted": None, "reference": ex.answer, "correct": None,
-                           "reference_response": ex.reference, "new_tokens": new_tokens, "sample": sample,
-                           "thinking_cut": thinking_cut}
-    if is_scorable(ex):
-        scores = score_example(ex, output)
-        rec["extracted"], rec["correct"] = scores["accuracy"].extracted, scores["accuracy"].correct
-        if "strict" in scores:
-            rec["strict_extracted"], rec["strict_correct"] = scores["strict"].extracted, scores["strict"].correct
-        if ex.answer is None and ex.meta.get("premises"):
-            rec["reference"] = {"entailed_by": ex.meta["premises"]}
-        for key in ("task", "level", "type"):
-            if ex.meta.get(key):
-                rec[key] = ex.meta[key]
-    return rec
+def generation_budgets(examples: Sequence[Example], tok: Any, tasks: Sequence[str], max_new_tokens: int,
+                       accuracy_limit: int | None = None) -> dict[str, int]:
+    """{example id: new-token budget} for every example to generate.
 
-
-def _bleu(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for s in samples:
-        by[s["source"]].append(s)
-    out = {src: bleu_chrf([strip_think(s["output"]) for s in ss], [strip_think(s["reference_response"]) for s in ss])
-           for src, ss in sorted(by.items())}
-    out["overall"] = bleu_chrf([strip_think(s["output"]) for s in samples],
-                               [strip_think(s["reference_response"]) for s in samples])
-    return out
-
-
-def _acc(rows: list[dict[str, Any]], key: str = "correct") -> dict[str, Any]:
-    return {"accuracy": sum(bool(r[key]) for r in rows) / len(rows), "n": len(rows)}
-
-
-def accuracy_table(samples: list[dict[str, Any]], budget: int | None = None) -> dict[str, Any]:
-    """Per source, with GSM8K strict/flexible, MATH by level and subject, logic by puzzle type.
-
-    With several samples per prompt every sample is a row, so the accuracy is their mean. Replies
-    whose thinking was cut by the budget are counted apart (``thinking_cut``): no answer, not a
-    wrong one (still not correct, so the accuracy stays comparable with published figures).
+    BLEU examples (every chat example) get a budget sized to their reference
+    (``scoring.reference_budget``): a fixed budget shorter than the reference caps BLEU by
+    construction (a ~450-token story continuation against 256 tokens). Scored examples get at
+    least ``max_new_tokens``, the room a worked answer needs.
     """
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for s in samples:
-        by[s["source"]].append(s)
-    out: dict[str, Any] = {}
-    for src, rows in sorted(by.items()):
-        entry = _acc(rows)
-        if any(r.get("thinking_cut") for r in rows):
-            entry["thinking_cut"] = {"n": sum(bool(r.get("thinking_cut")) for r in rows), "at_tokens": budget}
-        if any("strict_correct" in r for r in rows):
-            entry["strict"] = _acc([r for r in rows if "strict_correct" in r], "strict_correct")
-            entry["flexible"] = _acc(rows)
-        for key, name in (("level", "by_level"), ("type", "by_subject"), ("task", "by_task")):
-            groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for r in rows:
-                if r.get(key):
-                    groups[str(r[key])].append(r)
-            if groups:
-                entry[name] = {g: _acc(v) for g, v in sorted(groups.items())}
-        out[src] = entry
-    if samples:
-        out["overall"] = _acc(samples)
-    return out
+    budgets: dict[str, int] = {}
+    if "bleu" in tasks:
+        chats = [e for e in examples if e.messages is not None]
+        if chats:
+            lengths = [len(ids) for ids in tok([e.reference for e in chats], add_special_tokens=False)["input_ids"]]
+            budgets = {e.id: reference_budget(n) for e, n in zip(chats, lengths, strict=True)}
+    if "accuracy" in tasks:
+        for e in subset([e for e in examples if is_scorable(e)], accuracy_limit):
+            budgets[e.id] = max(budgets.get(e.id, 0), max_new_tokens)
+    return budgets
+
+
+def _generate(model_spec: str, model: torch.nn.Module, tok: Any, examples: list[Example], budgets: dict[str, int],
+              batch_size: int, show_progress: bool, settings: GenerationSettings,
+              shots: dict[str, list[Shot]]) -> tuple[list[Generation], dict[str, Any]]:
+    """Generations in input order, each with its own answer budget (``generation_budgets``) plus the
+    thinking budget of ``settings`` when the template thinks."""
+    per_example = [budgets[e.id] for e in examples]
+    hf = hf_folder(model_spec)
+    if hf is not None and vllm_available():
+        gens, speed = generate_vllm(hf, tok, examples, per_example, settings=settings, shots=shots)
+    else:
+        gens, speed = generate(model, tok, examples, per_example, batch_size, show_progress, settings=settings,
+                               shots=shots)
+    counts: dict[int, int] = defaultdict(int)
+    for b in per_example:
+        counts[b] += 1
+    return gens, {**speed, "budgets": {str(b): n for b, n in sorted(counts.items())},
+                  "budget_rule": f"scored: >= max_new_tokens; BLEU: {BUDGET_FACTOR} x reference tokens, "
+                                 f"rounded up to a multiple of {BUDGET_STEP}"}
+
+
+def _load_model(spec: str) -> tuple[torch.nn.Module, Any, str]:
+    try:
+        return load_for_inference(spec)
+    except Exception as e:
+        if Path(spec).suffix == ".pt" and is_pytorch_read_error(e):
+            raise UserError(f"cannot read the checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+                            where=spec, fix="pass an intact latest.pt or a checkpoint-N folder of the run") from None
+        raise
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:

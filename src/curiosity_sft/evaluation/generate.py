@@ -53,13 +53,16 @@ class GenerationSettings:
         return cls(max_new_tokens or cfg.eval_max_new_tokens, thinking, cfg.eval_sampling,
                    cfg.eval_num_samples if cfg.eval_sampling == "deepseek" else 1, cfg.seed)
 
+    def thinking_tokens(self, chat: ChatTemplate) -> int:
+        """What thinking adds to every answer budget: nothing unless the template thinks."""
+        return self.max_thinking_tokens if chat.tok.chat_template and chat.behaviour.thinks else 0
+
     def budget(self, chat: ChatTemplate) -> int:
-        return self.max_new_tokens + (self.max_thinking_tokens if chat.tok.chat_template and chat.behaviour.thinks
-                                      else 0)
+        return self.max_new_tokens + self.thinking_tokens(chat)
 
     def to_dict(self, chat: ChatTemplate) -> dict[str, Any]:
         d: dict[str, Any] = {"sampling": self.sampling, "num_samples": self.num_samples, "budget": self.budget(chat),
-                             "max_new_tokens": self.max_new_tokens, "max_thinking_tokens": self.max_thinking_tokens}
+                             "thinking_tokens": self.thinking_tokens(chat), "max_new_tokens": self.max_new_tokens, "max_thinking_tokens": self.max_thinking_tokens}
         return {**d, **(DEEPSEEK_SAMPLING if self.sampling == "deepseek" else {})}
 
 
@@ -116,22 +119,31 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _budgets(max_new_tokens: int | Sequence[int], n: int) -> list[int]:
+    return [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+
+
 @torch.no_grad()
-def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_new_tokens: int = 256,
+def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_new_tokens: int | Sequence[int] | None = None,
              batch_size: int = 16, show_progress: bool = False, settings: GenerationSettings | None = None,
              shots: Mapping[str, Sequence[Shot]] | None = None) -> tuple[list[Generation], dict[str, Any]]:
     """(generations in input order, ``num_samples`` per example; speed: tokens/s, tokens, seconds, ...).
 
-    ``shots`` gives GSM8K examples their few-shot examples (``fewshot.assign_shots``).
+    ``max_new_tokens`` is one answer budget or one per example (default: ``settings``'s); when the template thinks, the
+    thinking budget of ``settings`` is added to each. A batch runs to its largest budget and each
+    output is cut at its own, which under greedy decoding is exactly what generating with that
+    budget alone gives. ``shots`` gives GSM8K examples their few-shot examples
+    (``fewshot.assign_shots``).
     """
-    settings = settings or GenerationSettings(max_new_tokens)
+    settings = settings or GenerationSettings(max_new_tokens if isinstance(max_new_tokens, int) else 256)
+    max_new_tokens = settings.max_new_tokens if max_new_tokens is None else max_new_tokens
     chat = tok if isinstance(tok, ChatTemplate) else ChatTemplate(tok)
     tok = chat.tok
     device = next(model.parameters()).device
     tok.padding_side = "left"
     shots = shots or {}
     prompts = [prompt_text(ex, chat, shots.get(ex.id, ())) for ex in examples]
-    budget = settings.budget(chat)
+    budgets = [b + settings.thinking_tokens(chat) for b in _budgets(max_new_tokens, len(examples))]
     k = settings.num_samples
     sampled = settings.sampling == "deepseek"
     extra: dict[str, Any] = {"do_sample": True, **DEEPSEEK_SAMPLING, "num_return_sequences": k} if sampled else {
@@ -140,8 +152,8 @@ def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_
     if stops:
         extra.update(stop_strings=list(stops), tokenizer=tok)
     torch.manual_seed(settings.seed)
-    # Longest first: batches of similar length waste less compute on padding.
-    order = sorted(range(len(examples)), key=lambda i: -len(prompts[i]))
+    # Largest budget, then longest prompt first: batches of similar length waste less compute on padding.
+    order = sorted(range(len(examples)), key=lambda i: (-budgets[i], -len(prompts[i])))
     results: list[list[Generation]] = [[] for _ in examples]
     stop = stop_ids(chat)
     ends = {*stop, tok.pad_token_id}  # a row finished by a stop string is padded after it
@@ -151,42 +163,45 @@ def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            out = model.generate(**enc, max_new_tokens=budget, eos_token_id=stop, pad_token_id=tok.pad_token_id,
-                                 **extra)
+            out = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), eos_token_id=stop,
+                                 pad_token_id=tok.pad_token_id, **extra)
             new = out[:, enc["input_ids"].shape[1]:]
             for row in range(new.shape[0]):
                 i = idx[row // k if sampled else row]
-                ids = new[row].tolist()
+                ids = new[row].tolist()[:budgets[i]]
                 length = next((j for j, t in enumerate(ids) if t in ends), len(ids))
                 n_new += length
                 results[i].append(_finish(examples[i], prompts[i], prefill_of(chat, prompts[i]),
-                                          tok.decode(ids[:length], skip_special_tokens=True), length, budget,
+                                          tok.decode(ids[:length], skip_special_tokens=True), length, budgets[i],
                                           len(results[i]), stops))
             progress.advance(task, len(idx))
     speed = _speed(n_new, time.perf_counter() - t0, batch_size, "transformers")
     return [g for r in results for g in r], {**speed, **settings.to_dict(chat)}
 
 
-def generate_vllm(model_dir: str | Path, tok: Any, examples: Sequence[Example], max_new_tokens: int = 256,
-                  settings: GenerationSettings | None = None,
+def generate_vllm(model_dir: str | Path, tok: Any, examples: Sequence[Example],
+                  max_new_tokens: int | Sequence[int] | None = None, settings: GenerationSettings | None = None,
                   shots: Mapping[str, Sequence[Shot]] | None = None) -> tuple[list[Generation], dict[str, Any]]:
-    """The same generations through vLLM (GPU); ``model_dir`` is a Hugging Face folder or hub id."""
+    """The same generations through vLLM (GPU), one ``SamplingParams`` per example (its budget);
+    ``model_dir`` is a Hugging Face folder or hub id."""
     from vllm import LLM, SamplingParams
 
-    settings = settings or GenerationSettings(max_new_tokens)
+    settings = settings or GenerationSettings(max_new_tokens if isinstance(max_new_tokens, int) else 256)
+    max_new_tokens = settings.max_new_tokens if max_new_tokens is None else max_new_tokens
     chat = tok if isinstance(tok, ChatTemplate) else ChatTemplate(tok)
     shots = shots or {}
     prompts = [prompt_text(ex, chat, shots.get(ex.id, ())) for ex in examples]
-    budget = settings.budget(chat)
+    budgets = [b + settings.thinking_tokens(chat) for b in _budgets(max_new_tokens, len(examples))]
     stops = STOP_STRINGS if shots else ()
     sampling = ({**DEEPSEEK_SAMPLING, "n": settings.num_samples, "seed": settings.seed}
                 if settings.sampling == "deepseek" else {"temperature": 0.0})
     llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype="auto", seed=settings.seed)
-    params = SamplingParams(max_tokens=budget, stop_token_ids=stop_ids(chat), stop=list(stops) or None, **sampling)
+    params = [SamplingParams(max_tokens=b, stop_token_ids=stop_ids(chat), stop=list(stops) or None, **sampling)
+              for b in budgets]
     t0 = time.perf_counter()
     outs = llm.generate(prompts, params)
-    gens = [_finish(ex, p, prefill_of(chat, p), o.text, len(o.token_ids), budget, j, ())
-            for ex, p, res in zip(examples, prompts, outs, strict=True) for j, o in enumerate(res.outputs)]
+    gens = [_finish(ex, p, prefill_of(chat, p), o.text, len(o.token_ids), b, j, ())
+            for ex, p, b, res in zip(examples, prompts, budgets, outs, strict=True) for j, o in enumerate(res.outputs)]
     speed = _speed(sum(g.new_tokens for g in gens), time.perf_counter() - t0, len(prompts), "vllm")
     return gens, {**speed, **settings.to_dict(chat)}
 

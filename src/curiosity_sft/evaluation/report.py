@@ -102,14 +102,17 @@ def metric_rows(results: dict[str, Any], baseline: dict[str, Any] | None) -> lis
             if not isinstance(r, dict) or k not in r:
                 return "-"
             r = r[k]
+        if r is None:
+            return "not measured"
         return f"{r:.4g}" if isinstance(r, float) else str(r)
 
     rows = []
     for src in results.get("perplexity", {}):
         rows.append((f"perplexity {src}", fmt(results, "perplexity", src, "perplexity"),
                      fmt(baseline, "perplexity", src, "perplexity")))
-    for src in results.get("bleu", {}):
-        rows.append((f"BLEU {src} (0-100) / chrF", f"{fmt(results, 'bleu', src, 'bleu')} / {fmt(results, 'bleu', src, 'chrf')}",
+    for src, entry in results.get("bleu", {}).items():
+        rows.append((f"BLEU {src} (0-100) / chrF (n={entry.get('n', 0)}, cut at budget {entry.get('cut_at_budget', 0)})",
+                     f"{fmt(results, 'bleu', src, 'bleu')} / {fmt(results, 'bleu', src, 'chrf')}",
                      f"{fmt(baseline, 'bleu', src, 'bleu')} / {fmt(baseline, 'bleu', src, 'chrf')}"))
     for src, entry in results.get("accuracy", {}).items():
         rows.append((f"accuracy {src} (n={entry['n']})", fmt(results, "accuracy", src, "accuracy"),
@@ -154,7 +157,8 @@ def render_markdown(results: dict[str, Any], gates: list[Gate], baseline: dict[s
              f"model sha256 `{results['model_sha256'][:12]}`.", "", "## Quality gates", "",
              "| gate | value | threshold | status |", "| --- | --- | --- | --- |"]
     for g in gates:
-        lines.append(f"| {g.name} | {'-' if g.value is None else f'{g.value:.4g}'} | {g.op} {g.threshold:g} | {g.status} |")
+        status = f"{g.status} ({g.reason})" if g.reason else g.status
+        lines.append(f"| {g.name} | {'-' if g.value is None else f'{g.value:.4g}'} | {g.op} {g.threshold:g} | {status} |")
     lines += ["", "## Metrics", "", "| metric | this model | baseline |", "| --- | --- | --- |"]
     lines += [f"| {m} | {v} | {b} |" for m, v, b in metric_rows(results, baseline)]
     lines += ["", "## Sample generations", ""]
@@ -179,7 +183,7 @@ def render_html(results: dict[str, Any], gates: list[Gate], baseline: dict[str, 
     for g in gates:
         value = "-" if g.value is None else f"{g.value:.4g}"
         parts.append(f"<tr><td>{e(g.name)}</td><td>{value}</td><td>{e(g.op)} {g.threshold:g}</td>"
-                     f"<td class='{g.status.split()[0]}'>{e(g.status)}</td></tr>")
+                     f"<td class='{g.status.split()[0]}'>{e(g.status)}{' (' + e(g.reason) + ')' if g.reason else ''}</td></tr>")
     parts.append("</table><h2>Metrics</h2><table id='metrics'><tr><th>metric</th><th>this model</th><th>baseline</th></tr>")
     parts += [f"<tr><td>{e(m)}</td><td>{e(v)}</td><td>{e(b)}</td></tr>" for m, v, b in metric_rows(results, baseline)]
     parts.append("</table>")

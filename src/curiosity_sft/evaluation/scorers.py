@@ -11,7 +11,10 @@ are removed first: the answer is what comes after them.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -26,8 +29,13 @@ LATEX_FRAC = re.compile(r"\\d?frac\{(-?[\d.,]+)\}\{(-?[\d.,]+)\}")
 
 @dataclass
 class Score:
+    """What was read from an output, whether it is right, and, for reasoning-gym tasks, the
+    scorer's own credit (its partial credit is kept for audits; only 1.0 is correct)."""
+
     extracted: str | None
     correct: bool
+    credit: float | None = None
+    note: str | None = None
 
 
 def strip_think(output: str) -> str:
@@ -74,20 +82,51 @@ def score_gsm8k(output: str, reference: str, strict: bool = False) -> Score:
     return Score(got, got is not None and got == normalize_number(reference))
 
 
-def score_math(output: str, reference: str) -> Score:
-    """``math-verify`` equivalence of the last ``\\boxed{}`` (or, without one, the last LaTeX/number)."""
+def _verify_math(reference: str, boxed: str | None, text: str) -> tuple[str | None, bool]:
+    """(extracted answer, math-verify equivalence). Must run on a main thread: math-verify's
+    timeouts are ``signal.alarm``, which Python allows only there."""
     from math_verify import parse, verify
 
-    text = strip_think(output)
-    got = last_boxed(text)
     try:
         gold = parse(f"${reference}$")
-        pred = parse(f"${got}$") if got is not None else parse(text)
-        if got is None and pred:
-            got = str(pred[-1])
-        ok = bool(pred) and bool(verify(gold, pred))
+        pred = parse(f"${boxed}$") if boxed is not None else parse(text)
+        got = boxed if boxed is not None else (str(pred[-1]) if pred else None)
+        return got, bool(pred) and bool(verify(gold, pred))
     except Exception:  # math-verify raises on some LaTeX: an unparsable answer is wrong, not a crash
-        ok = False
+        return boxed, False
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ProcessPoolExecutor | None = None
+
+
+def _main_thread_worker() -> ProcessPoolExecutor:
+    """One spawned worker process whose main thread runs math-verify for callers on other threads.
+
+    Off the main thread ``signal.alarm`` raises, math-verify turns that into a ValueError, and
+    every MATH answer would silently score wrong; disabling its timeout instead would let one
+    pathological expression hang the evaluation. A worker keeps the timeout and costs one
+    process start (about a second), paid only by threaded callers.
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _POOL
+
+
+def score_math(output: str, reference: str) -> Score:
+    """``math-verify`` equivalence of the last ``\\boxed{}`` (or, without one, the last LaTeX/number).
+
+    Works from any thread: off the main thread the check runs in a worker process (see
+    ``_main_thread_worker``), so the answer gets the same verdict it gets on the main thread.
+    """
+    text = strip_think(output)
+    boxed = last_boxed(text)
+    if threading.current_thread() is threading.main_thread():
+        got, ok = _verify_math(reference, boxed, text)
+    else:
+        got, ok = _main_thread_worker().submit(_verify_math, reference, boxed, text).result()
     if got is None:
         return Score(None, False)
     return Score(got, ok or got.replace(" ", "") == reference.replace(" ", ""))

@@ -31,8 +31,8 @@ import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curiosity_sft import __version__
+from curiosity_sft.data.decontamination import contaminated
 from curiosity_sft.data.eval_sets import eval_index
-from curiosity_sft.data.filters import contaminated
 from curiosity_sft.data.records import BadRecords
 from curiosity_sft.data.schema import stable_id, write_jsonl
 from curiosity_sft.data.sources.options import SourceOptions

@@ -146,10 +146,10 @@ def read(path: Path, opts: SourceOptions) -> Iterator[Example]:
             meta = {"book": book, "chapter": ci, "passage": pi, "split_group": stable_id(source, book, passage)}
             level = readability(passage)
             yield Example(id=stable_id(source, book, passage), source=source, text=passage, difficulty=level,
-                          meta={**meta, "kind": "passage"})
+                          meta={**meta, "kind": "passage", "task": "book_text"})
             if opts.book_instructions and len(run) >= 2:
                 half = len(run) // 2
                 prompt = f"Continue the story from {title}:\n\n" + "\n\n".join(run[:half])
                 yield Example(id=stable_id(source, "continue", book, passage), source=source,
                               messages=chat(prompt, "\n\n".join(run[half:])), difficulty=level,
-                              meta={**meta, "kind": "continuation"})
+                              meta={**meta, "kind": "continuation", "task": "book_continuation"})

@@ -39,4 +39,4 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
     steps = len([ln for ln in a.strip().splitlines()[:-1] if ln.strip()])
     source = opts.source_name or "gsm8k"
     return [Example(id=stable_id(source, q), source=source, messages=chat(q.strip(), body.strip()), answer=final,
-                    difficulty=min(1.0, max(0.0, (steps - 1) / 7)), meta={"steps": steps})]
+                    difficulty=min(1.0, max(0.0, (steps - 1) / 7)), meta={"task": "gsm8k", "steps": steps})]

@@ -56,6 +56,18 @@ def difficulty(rec: dict) -> float | None:
     return None
 
 
+def scoring_meta(rec: dict) -> dict:
+    """``task`` (reasoning-gym's task name) and reasoning-gym's own ``metadata`` for the record.
+
+    Its scorers read that metadata (propositional logic: the premises and variables, since the
+    puzzle has no unique answer), so a prepared file can be scored without the raw file.
+    """
+    meta: dict = {"task": str(rec.get("task", "logic"))}
+    if isinstance(rec.get("metadata"), dict):
+        meta["reasoning_gym"] = rec["metadata"]
+    return meta
+
+
 def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:
     q, a = rec.get("question"), rec.get("answer")
     meta = rec.get("metadata") or {}
@@ -69,11 +81,12 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
     if not isinstance(a, str | int | float) or isinstance(a, bool):
         raise DataError("logic record needs a string or number `answer`", where=where, line=line)
     source = opts.source_name or "logic"
-    task, level = str(rec.get("task", "logic")), difficulty(rec)
+    level = difficulty(rec)
+    task = str(rec.get("task", "logic"))
     why = {} if level is not None else {DIFFICULTY_REASON: f"`{task}` puzzles carry no size parameter"}
     return [Example(id=stable_id(source, q), source=source, messages=chat(q.strip(), str(a).strip()),
                     answer=str(a).strip() if unique else None, difficulty=level,
-                    meta={"task": task, **why})]
+                    meta={**scoring_meta(rec), **why})]
 
 
 def logic_rl_to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) -> list[Example]:

@@ -69,7 +69,8 @@ def to_examples(rec: dict, where: str, line: int | None, opts: SourceOptions) ->
     why = {} if lvl is not None else {DIFFICULTY_REASON: f"no MATH level 1-5 (level {rec.get('level')!r})"}
     return [Example(id=stable_id(source, problem), source=source, messages=chat(problem.strip(), solution.strip()),
                     answer=answer, difficulty=None if lvl is None else (lvl - 1) / 4,
-                    meta={"level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", "")), **why})]
+                    meta={"task": "math", "level": rec.get("level", ""), "type": rec.get("type", rec.get("subject", "")),
+                          **why})]
 
 
 def member_split(name: str) -> str:
