@@ -27,6 +27,8 @@ RIVER = ("Rivers carry water from the hills to the sea, and along the way they s
          "Carp and catfish prefer the slow, warm water of the lower river, where plants grow thickly. "
          "Birds such as herons wait patiently at the edge of the water to catch the fish that swim past. "
          "When a dam changes the flow of a river, the whole community of plants and animals changes with it.")
+# the repost adds one word (5-word shingle Jaccard about 0.95): a near duplicate, not an exact one
+RIVER_REPOST = RIVER.replace("a narrow valley", "a very narrow valley")
 LATEX = ("Every quadratic equation $ax^2 + bx + c = 0$ with $a \\neq 0$ has two solutions, which we can find by "
          "completing the square on the left-hand side of the equation.\n\n"
          "$$x = \\frac{-b \\pm \\sqrt{b^2 - 4ac}}{2a}$$\n\n"
@@ -77,8 +79,8 @@ VOLCANO = ("A volcano forms where molten rock from deep inside the earth reaches
 def page(title: str, body: str, chrome: str = "own") -> bytes:
     """An HTML page: the article between a menu, an ad and a footer (what extraction must drop).
 
-    ``chrome="syndicated"`` wraps the same article in another site's menu, ad and footer: the
-    near duplicate of a page that a reposting site makes."""
+    ``chrome="syndicated"`` wraps an article in another site's menu, ad and footer: with the
+    one-word edit of ``RIVER_REPOST``, the near duplicate a reposting site makes."""
     paras = "".join(f"<p>{p}</p>" for p in body.split("\n\n"))
     site = "Example Media" if chrome == "own" else "Daily Reposts"
     links = ("Home", "News", "Shop", "Contact us") if chrome == "own" else ("Front page", "Trending", "Deals")
@@ -158,7 +160,7 @@ def _handler(web: Web, host: str):
             if host == "b":
                 routes = {
                     "/robots.txt": lambda: self.send(200, b"User-agent: *\nCrawl-delay: 0.3\n", "text/plain"),
-                    "/articles/river-copy.html": lambda: self.send(200, page("Rivers", RIVER, chrome="syndicated")),
+                    "/articles/river-copy.html": lambda: self.send(200, page("Rivers", RIVER_REPOST, chrome="syndicated")),
                     "/articles/bees.html": lambda: self.send(200, page("Bees", BEES)),
                 }
             else:
