@@ -171,14 +171,20 @@ def _fresh_config(base: Any, hidden_dim: int, num_layers: int) -> Any:
 
 
 def load_model(name: str, *, hidden_dim: int | None = None, num_layers: int | None = None,
-               dtype: torch.dtype = torch.float32, seed: int = 0) -> PreTrainedModel:
-    """Pretrained weights, or a freshly initialised model of the base's architecture at a new size."""
+               dtype: torch.dtype = torch.float32, seed: int = 0, weights: bool = True) -> PreTrainedModel:
+    """Pretrained weights, or a freshly initialised model of the base's architecture at a new size.
+
+    ``weights=False`` builds the architecture without reading the weight files, for a caller that
+    fills it otherwise (FSDP ranks built on the meta device receive their shards from rank 0).
+    """
     src = resolve_model(name)
     try:
         if hidden_dim is not None and num_layers is not None:
             base = AutoConfig.from_pretrained(src.path)
             torch.manual_seed(seed)
             model = AutoModelForCausalLM.from_config(_fresh_config(base, hidden_dim, num_layers), dtype=dtype)
+        elif not weights:
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src.path), dtype=dtype)
         else:
             model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype)
     except (OSError, ValueError) as e:
