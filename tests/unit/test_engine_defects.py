@@ -278,3 +278,25 @@ def test_a_checkpoint_with_one_optimizer_group_resumes_into_the_decay_groups(dat
     train(cfg, out, resume_from="latest", show_progress=False)
     a, b = losses(ref), losses(out)
     assert [b[s] for s in (3, 4)] == pytest.approx([a[s] for s in (3, 4)], rel=1e-6)
+
+
+def test_a_short_step_is_padded_to_the_busiest_processs_forward_count(tok, tiny_model, monkeypatch):
+    """Defect 1: micro-batches of 2, 2 and 1 rows over 2 processes give process 0 two and process 1 one;
+    a sharded forward is a collective, so process 1 must run a second forward that trains nothing."""
+    from test_training_step import micro_batches
+
+    from curiosity_sft.training.stream import without_labels
+
+    micro = micro_batches(tok)[:1]  # process 1's share: one micro-batch
+    filler = without_labels(micro[0])
+    seen = []
+    real = step_mod.sum_token_loss
+    monkeypatch.setattr(step_mod, "sum_token_loss", lambda m, b: (seen.append(b.n_trained), real(m, b))[1])
+    params = [p for p in tiny_model.parameters() if p.requires_grad]
+    runner = StepRunner(tiny_model, torch.optim.SGD(params, lr=0.0), params, torch.device("cpu"), None, None, 1.0)
+    loss, _ = runner.accumulate(micro, 100, shares=[[4, 1], [4]], filler=filler)
+    assert len(seen) == 2 and seen[1] == 0  # the pad trains nothing
+    runner.split = 2  # after an OOM split: 4 rows -> 2 + 2 and 1 row -> 1, against 2 pieces here
+    seen.clear()
+    runner.accumulate(micro, 100, shares=[[4, 1], [4]], filler=filler)
+    assert len(seen) == 3

@@ -364,39 +364,37 @@ class FSDP2(Parallelism):
 
         offload = self.settings.offload_params and self.world.device.type != "cpu"
         policy = CPUOffloadPolicy() if offload else OffloadPolicy()
-        full, buffers = None, None
-        if self.settings.cpu_ram_efficient_loading:
-            full, buffers = self._to_meta(objective)
+        # Rank 0's whole tensors, kept in CPU RAM past sharding when the others have none to shard
+        # (views of the CPU storage: fully_shard moves each parameter to the GPU by rebinding it).
+        efficient = self.settings.cpu_ram_efficient_loading
+        whole = {n: p.detach() for n, p in objective.named_parameters()} if efficient and self.world.is_main else {}
         for layer in layers:
             fully_shard(layer, reshard_after_forward=self.settings.reshard_after_forward, offload_policy=policy)
         fully_shard(objective, reshard_after_forward=self.settings.reshard_after_forward, offload_policy=policy)
         if self.settings.cpu_ram_efficient_loading:
-            self._load_from_main(objective, full, buffers, offload)
+            self._scatter_from_main(objective, whole, offload)
         self.module = objective
 
-    def _to_meta(self, objective: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Rank 0 keeps its whole state in CPU RAM and moves the module to meta, like the others."""
-        non_persistent = {f"{n}.{b}" if n else b for n, m in objective.named_modules() for b in m._non_persistent_buffers_set}
-        buffers = {n: b.detach().clone() for n, b in objective.named_buffers() if n in non_persistent}
-        full = {k: v.detach() for k, v in objective.state_dict().items()} if self.world.is_main else {}
-        if self.world.is_main:
-            objective.to(torch.device("meta"))
-        return full, buffers
-
-    def _load_from_main(self, objective: torch.nn.Module, full: dict[str, torch.Tensor] | None,
-                        buffers: dict[str, torch.Tensor] | None, offload: bool) -> None:
+    def _scatter_from_main(self, objective: torch.nn.Module, whole: dict[str, torch.Tensor], offload: bool) -> None:
+        """Ranks built on the meta device get storage for their shards, then every shard and buffer
+        comes from rank 0 (``distribute_tensor`` scatters from rank 0). Parameters keep their
+        identity, so tied weights (a head tied to the embeddings) stay tied."""
         import torch.distributed as dist
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+        from torch.distributed.tensor import distribute_tensor
 
-        set_model_state_dict(objective, full or {}, options=StateDictOptions(
-            full_state_dict=True, broadcast_from_rank0=True, cpu_offload=offload))
-        # Buffers outside the state dict (RoPE's inv_freq) are not sharded: rank 0 sends them whole.
         device = self.world.device
-        for name, value in sorted((buffers or {}).items()):
-            t = value.to(device) if self.world.is_main else torch.empty(value.shape, dtype=value.dtype, device=device)
-            dist.broadcast(t, src=0)
-            owner, _, attr = name.rpartition(".")
-            objective.get_submodule(owner).register_buffer(attr, t, persistent=False)
+        if self.loads_on_meta:
+            objective.to_empty(device=torch.device("cpu") if offload else device)
+        with torch.no_grad():
+            for name, p in objective.named_parameters():
+                mesh = p.device_mesh
+                full = (whole[name].detach().to(mesh.device_type) if self.world.is_main
+                        else torch.empty(p.shape, dtype=p.dtype, device=mesh.device_type))
+                p.to_local().copy_(distribute_tensor(full, mesh, p.placements).to_local())
+            for _, b in objective.named_buffers():  # not sharded (RoPE's inv_freq): sent whole
+                t = b.to(device)
+                dist.broadcast(t, src=0)
+                b.copy_(t)
 
     def attach(self, optimizer: torch.optim.Optimizer, filler: Batch) -> None:
         by_id = {id(p): n for n, p in self.module.model.named_parameters()}

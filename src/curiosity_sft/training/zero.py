@@ -36,6 +36,7 @@ from curiosity_sft.training.step import StepRunner
 
 log = logging.getLogger(__name__)
 
+SCHEDULED = ("lr", "initial_lr")  # what the learning-rate schedule changes in every group alike
 INSTALL_FIX = "pip install '.[deepspeed]' (or use configs/accelerate/fsdp.yaml: the same sharding as ZeRO-3)"
 
 
@@ -194,7 +195,9 @@ class ZeRO(Parallelism):
         assert self.objective is not None
         by_id = {id(p): n for n, p in self.objective.model.named_parameters()}
         self.named = [(by_id[id(p)], p) for g in optimizer.param_groups for p in g["params"]]
-        self.group_sizes = [len(g["params"]) for g in optimizer.param_groups]
+        # torch.optim's own groups (decay / no decay), before DeepSpeed swaps in its flat partitions;
+        # ZeRO-3 may split a large group into several sub-groups, so the files keep these.
+        self.groups = [({k: v for k, v in g.items() if k != "params"}, len(g["params"])) for g in optimizer.param_groups]
         self.engine = start_engine(self.objective, optimizer, self.config)
         self.module = self.engine
         self.basic: torch.optim.Optimizer = self.engine.optimizer.optimizer  # torch's AdamW over ZeRO's flat shards
@@ -211,10 +214,12 @@ class ZeRO(Parallelism):
         keys = sorted(k for k, v in first.items() if k != "step" and torch.is_tensor(v) and v.dim() > 0)
         return keys, first["step"]
 
-    def _group_indices(self) -> list[list[int]]:
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """The saved groups: torch.optim's, with the schedule's current learning rate."""
+        current = {k: v for k, v in self.basic.param_groups[0].items() if k in SCHEDULED}
         out, start = [], 0
-        for n in self.group_sizes:
-            out.append(list(range(start, start + n)))
+        for meta, n in self.groups:
+            out.append({**meta, **current, "params": list(range(start, start + n))})
             start += n
         return out
 
@@ -232,9 +237,7 @@ class ZeRO(Parallelism):
                 state[i] = {"step": torch.tensor(float(step)), **moments}  # on the CPU, as torch.optim saves it
         if not self.world.is_main:
             return {}, {}
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": idx}
-                  for g, idx in zip(self.basic.param_groups, self._group_indices(), strict=True)]
-        return weights, {"state": state, "param_groups": groups}
+        return weights, {"state": state, "param_groups": self._param_groups()}
 
     def restore_optimizer(self, optimizer: Any, state: dict[str, Any]) -> None:
         from deepspeed.utils import safe_set_full_optimizer_state
@@ -251,8 +254,9 @@ class ZeRO(Parallelism):
         step = saved[0]["step"]
         for s in self.basic.state.values():
             s["step"] = step.to(s["step"].device, s["step"].dtype).clone()
-        for group, old in zip(self.basic.param_groups, state["param_groups"], strict=True):
-            group.update({k: v for k, v in old.items() if k != "params"})
+        scheduled = {k: v for k, v in state["param_groups"][0].items() if k in SCHEDULED}
+        for group in self.basic.param_groups:  # the schedule's learning rate at the checkpoint's step
+            group.update(scheduled)
 
     def _create_state(self) -> None:
         """Make the AdamW state exist before the first step, so saved moments have somewhere to go.
