@@ -69,6 +69,7 @@ def test_golden_loss_curve(tmp_path, tok, arch):
     assert got == pytest.approx(GOLDEN[arch], rel=GOLDEN_RTOL)
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_run_and_another_seed_does_not(tmp_path):
     a = five_steps(tmp_path / "a")
     b = five_steps(tmp_path / "b")
