@@ -13,7 +13,8 @@ from curiosity_sft.config import load_config
 from curiosity_sft.errors import UserError
 from curiosity_sft.planning.memory import GIB
 from curiosity_sft.training import loop as loop_mod
-from curiosity_sft.training.distributed import FSDP2, FsdpSettings, Launch, World
+from curiosity_sft.training.distributed import FsdpSettings, Launch, World
+from curiosity_sft.training.fsdp import FSDP2
 from curiosity_sft.training.preflight import Hardware, launcher_env, preflight
 from tiny_run import tiny_config, write_data
 

@@ -17,13 +17,10 @@ signal.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
 import os
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,7 @@ from curiosity_sft.models import (
     load_quantized_model,
     load_tokenizer,
 )
-from curiosity_sft.training.batching import Encoded, batches, encode_all, plan_epoch
+from curiosity_sft.training.batching import Encoded, encode_all
 from curiosity_sft.training.checkpoint import (
     TrainingState,
     find_checkpoint,
@@ -56,19 +53,25 @@ from curiosity_sft.training.distributed import (
     accumulation_for,
     make_parallelism,
     make_world,
-    my_share,
 )
 from curiosity_sft.training.export import export_run
 from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
-from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
+from curiosity_sft.training.loss import backbone_and_head
 from curiosity_sft.training.optimizer import build_optimizer, optimizer_names, regroup
 from curiosity_sft.training.precision import pick_device, weight_dtype
 from curiosity_sft.training.preflight import Hardware, preflight
-from curiosity_sft.training.run_folder import RunFolder
+from curiosity_sft.training.run_folder import RunFolder, run_record
 from curiosity_sft.training.signals import StopSignals
 from curiosity_sft.training.step import TokenLoss
-from curiosity_sft.training.stream import ShuffledSampler, StepStream, total_steps, without_labels
-from curiosity_sft.training.telemetry import MetricsSink, memory_metrics, mfu, model_flops, peak_flops
+from curiosity_sft.training.stream import ShuffledSampler, StepStream, total_steps
+from curiosity_sft.training.telemetry import (
+    MetricsSink,
+    MetricsWindow,
+    memory_metrics,
+    model_flops,
+    peak_flops,
+)
+from curiosity_sft.training.validation import validation_loss
 
 log = logging.getLogger(__name__)
 
@@ -200,33 +203,6 @@ def _resume_position(state: dict[str, Any], global_batch: int) -> dict[str, int]
     return pos
 
 
-@torch.no_grad()
-def validation_loss(model: torch.nn.Module, encoded: list[Encoded], cfg: SFTConfig, pad_id: int,
-                    device: torch.device, world: World | None = None, loss_fn: Any = None) -> float:
-    """Mean loss per trained token over the validation set, each process taking its share of batches.
-
-    Every process runs the same number of forward passes (padding with batches that score
-    nothing), because a sharded forward is a collective.
-    """
-    loss_fn = loss_fn or (lambda b: sum_token_loss(model, b))
-    was_training = model.training
-    model.eval()
-    plan = plan_epoch([len(e.input_ids) for e in encoded], list(range(len(encoded))), cfg.eval_batch_size,
-                      False, cfg.max_length)
-    rank, size = (world.rank, world.size) if world is not None else (0, 1)
-    mine = list(batches(encoded, my_share(plan, rank, size), pad_id))
-    if len(mine) < -(-len(plan) // size):  # fewer batches than another process: pad so forwards pair up
-        mine.append(without_labels(next(batches(encoded, plan[:1], pad_id))))
-    total, n = 0.0, 0
-    for b in mine:
-        s, k = loss_fn(b.to(device))
-        total, n = total + float(s), n + k
-    model.train(was_training)
-    if world is not None:
-        total, n = world.sum(total), int(world.sum(n))
-    return total / max(n, 1)
-
-
 class Recipe:
     """One run: ``setup`` then ``fit``. Rank 0 alone holds ``folder`` and writes."""
 
@@ -338,7 +314,7 @@ class Recipe:
         last_loss: float | None = None
         eval_loss: float | None = None
         bad_in_row = 0
-        window = _Window()
+        window = MetricsWindow()
         self.signals.start_training()  # from here a signal waits for the step boundary
         it = iter(self.stream)
         try:
@@ -437,33 +413,8 @@ class Recipe:
             "steps": self.step, "final_loss": last_loss, "final_eval_loss": eval_loss,
             "train_examples": len(self.train_enc), "val_examples": len(self.val_enc), "world_size": self.world.size,
             "global_batch": self.global_batch, "config": self.cfg.model_dump(), "data_fingerprint": self.fingerprint,
-            "data_manifest_sha256": _data_manifest_hash(self.cfg), "metrics": _final_metrics(self.out),
-            "versions": _versions()})
+            **run_record(self.cfg, self.out)})
         return result
-
-
-class _Window:
-    """Tokens and FLOPs since the last logged step, timed without validation and checkpoints."""
-
-    def __init__(self) -> None:
-        self.start, self.tokens, self.flops, self.logged = time.perf_counter(), 0, 0.0, False
-
-    def add(self, tokens: int, flops: float) -> None:
-        self.tokens += tokens
-        self.flops += flops
-
-    def metrics(self, peak: float | None, world_size: int) -> dict[str, float]:
-        dt = time.perf_counter() - self.start
-        rec = {"tokens_per_second": self.tokens / dt if dt > 0 else 0.0, "window_seconds": dt}
-        u = mfu(self.flops, dt, peak, world_size)
-        if u is not None:
-            rec["mfu"] = u
-        self.tokens, self.flops, self.logged = 0, 0.0, True
-        return rec
-
-    def restart_if_logged(self) -> None:
-        if self.logged:
-            self.start, self.logged = time.perf_counter(), False
 
 
 def _log(sink: MetricsSink | None, rec: dict[str, Any]) -> None:
@@ -475,29 +426,3 @@ def _progress(show: bool) -> Progress:
     return Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     disable=not show, transient=False)
-
-
-def _data_manifest_hash(cfg: SFTConfig) -> str | None:
-    """The sha256 of the prepared data's manifest.json, tying the run to the exact data it saw."""
-    path = Path(cfg.train_file).parent / "manifest.json"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
-def _final_metrics(out: Path) -> dict[str, Any]:
-    """The last value of every metric in metrics.jsonl."""
-    last: dict[str, Any] = {}
-    path = out / "metrics.jsonl"
-    for ln in path.read_text().splitlines() if path.is_file() else []:
-        if ln.strip():
-            last.update(json.loads(ln))
-    return last
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import transformers
-
-    import curiosity_sft
-
-    return {"curiosity_sft": curiosity_sft.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__}

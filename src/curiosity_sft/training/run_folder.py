@@ -13,6 +13,7 @@ that is not ours is never emptied (``io.check_output_dir``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from curiosity_sft.config import SFTConfig
 from curiosity_sft.errors import UserError
 from curiosity_sft.io import MANIFEST, atomic_write_json, check_output_dir, ownership, written_by
 from curiosity_sft.training.checkpoint import TMP_RE, RunLock, list_checkpoints, remove_stale_temporaries
@@ -139,3 +141,35 @@ class RunFolder:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def run_record(cfg: SFTConfig, out: Path) -> dict[str, Any]:
+    """What the final manifest adds to a run's own figures: the data it saw, its metrics, the versions."""
+    return {"data_manifest_sha256": _data_manifest_hash(cfg), "metrics": _final_metrics(out), "versions": _versions()}
+
+
+def _data_manifest_hash(cfg: SFTConfig) -> str | None:
+    """The sha256 of the prepared data's manifest.json, tying the run to the exact data it saw."""
+    path = Path(cfg.train_file).parent / "manifest.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _final_metrics(out: Path) -> dict[str, Any]:
+    """The last value of every metric in metrics.jsonl."""
+    last: dict[str, Any] = {}
+    path = out / "metrics.jsonl"
+    for ln in path.read_text().splitlines() if path.is_file() else []:
+        if ln.strip():
+            last.update(json.loads(ln))
+    return last
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+
+    import curiosity_sft
+
+    return {"curiosity_sft": curiosity_sft.__version__, "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__}

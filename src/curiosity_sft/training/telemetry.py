@@ -145,3 +145,27 @@ class MetricsSink:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class MetricsWindow:
+    """Tokens and FLOPs since the last logged step, timed without validation and checkpoints."""
+
+    def __init__(self) -> None:
+        self.start, self.tokens, self.flops, self.logged = time.perf_counter(), 0, 0.0, False
+
+    def add(self, tokens: int, flops: float) -> None:
+        self.tokens += tokens
+        self.flops += flops
+
+    def metrics(self, peak: float | None, world_size: int) -> dict[str, float]:
+        dt = time.perf_counter() - self.start
+        rec = {"tokens_per_second": self.tokens / dt if dt > 0 else 0.0, "window_seconds": dt}
+        u = mfu(self.flops, dt, peak, world_size)
+        if u is not None:
+            rec["mfu"] = u
+        self.tokens, self.flops, self.logged = 0, 0.0, True
+        return rec
+
+    def restart_if_logged(self) -> None:
+        if self.logged:
+            self.start, self.logged = time.perf_counter(), False
