@@ -99,12 +99,9 @@ def test_ctrl_c_at_a_random_moment_of_a_launched_run(one, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "curiosity_sft", "train", "--config", str(tmp_path / "cfg.yaml"), "--output", str(run)]
     seed = random.randrange(1 << 30)
-    delay = random.Random(seed).uniform(0.0, 2.5)
-    print(f"random moment: seed {seed}, SIGINT {delay:.2f} s after the first step")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=process_env())
-    while not (run / "metrics.jsonl").is_file() and p.poll() is None:
-        time.sleep(0.02)
-    time.sleep(delay)
+    delay = random_moment(p, run, seed, steps_left=7)
+    print(f"random moment: seed {seed}, SIGINT {delay:.2f} s after the first step")
     if p.poll() is None:
         p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
@@ -115,6 +112,18 @@ def test_ctrl_c_at_a_random_moment_of_a_launched_run(one, tmp_path):
     subprocess.run([*cmd, "--resume_from_checkpoint", "latest"], check=True, capture_output=True, timeout=300,
                    env=process_env())
     assert_same_after(ref, run, stop, rel=1e-7)
+
+
+def random_moment(p, run, seed, steps_left):
+    """Wait for the first step's metrics line, then a random share of the time the remaining steps
+    should take (from the first step's duration): a moment anywhere in training, validation or a save."""
+    while not (run / "metrics.jsonl").is_file() and p.poll() is None:
+        time.sleep(0.01)
+    first = (run / "metrics.jsonl").read_text().splitlines() if p.poll() is None else []
+    step_seconds = json.loads(first[0])["window_seconds"] if first else 0.0
+    delay = random.Random(seed).uniform(0.0, 0.8 * steps_left * step_seconds)
+    time.sleep(delay)
+    return delay
 
 
 def test_a_signal_before_training_starts_stops_at_once_and_leaves_nothing(tmp_path, monkeypatch, capsys):
@@ -200,17 +209,16 @@ def test_ddp_sigterm_to_the_launcher_at_a_random_moment(short, tmp_path):
     prepared, ref, sets = short
     run = tmp_path / "run"
     seed = random.randrange(1 << 30)
-    delay = random.Random(seed).uniform(0.0, 3.0)
-    print(f"random moment: seed {seed}, SIGTERM to torchrun {delay:.2f} s after the first step")
+    moment = {}
 
     def later(p):
-        while not (run / "metrics.jsonl").is_file() and p.poll() is None:
-            time.sleep(0.02)
-        time.sleep(delay)
+        moment["delay"] = random_moment(p, run, seed, steps_left=5)
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
 
     _, log = launch_two(prepared, run, sets, "ddp", wait=later)
+    delay = moment["delay"]
+    print(f"random moment: seed {seed}, SIGTERM to torchrun {delay:.2f} s after the first step")
     if "stopped by SIGTERM" not in log:
         assert json.loads((run / "manifest.json").read_text())["status"] == "finished", log[-6000:]
         pytest.skip(f"the run finished within {delay:.2f} s: nothing to interrupt (seed {seed})")
