@@ -54,8 +54,6 @@ def three_steps(data, tmp_path_factory):
 
 @pytest.mark.parametrize("change, named", [
     ({"max_length": 200}, "max_length 256 -> 200"),
-    ({"packing": False}, "packing True -> False"),
-    ({"seed": 5}, "seed 42 -> 5"),
     ({"train_file": "other"}, "the train file's content"),
 ])
 def test_resume_refuses_a_changed_data_plan_unless_forced(data, three_steps, tmp_path, change, named):
@@ -73,12 +71,19 @@ def test_resume_refuses_a_changed_data_plan_unless_forced(data, three_steps, tmp
     assert train(cfg, out, resume_from="latest", show_progress=False, force_resume=True).steps == 6
 
 
-def test_fingerprint_names_a_changed_tokenizer():
-    from curiosity_sft.training.fingerprint import check_fingerprint
-
-    saved = {"train_file_sha256": "a", "tokenizer_sha256": "b", "max_length": 8}
-    with pytest.raises(UserError, match="the tokenizer or its chat template"):
-        check_fingerprint(saved, {**saved, "tokenizer_sha256": "c"}, ckpt_mod.Path("ckpt"), force=False)
+@pytest.mark.parametrize("key, value, named", [
+    ("tokenizer_sha256", "c", "the tokenizer or its chat template"), ("packing", False, "packing True -> False"),
+    ("group_by_length", True, "group_by_length False -> True"), ("seed", 5, "seed 42 -> 5"),
+])
+def test_fingerprint_names_what_changed(tok, key, value, named):
+    from curiosity_sft.config import SFTConfig
+    from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
+    saved = {"train_file_sha256": "a", "tokenizer_sha256": "b", "max_length": 8, "packing": True,
+             "group_by_length": False, "seed": 42}
+    with pytest.raises(UserError, match=named):
+        check_fingerprint(saved, {**saved, key: value}, ckpt_mod.Path("ckpt"), force=False)
+    check_fingerprint(saved, {**saved, key: value}, ckpt_mod.Path("ckpt"), force=True)  # forced: a warning
+    assert set(data_fingerprint(SFTConfig(train_file=__file__), tok)) == set(saved)
 
 
 def fp16_on_cpu(monkeypatch):
@@ -86,6 +91,7 @@ def fp16_on_cpu(monkeypatch):
     monkeypatch.setattr(preflight_mod, "autocast_dtype", lambda cfg, device, bf16_supported=None: torch.float16)
 
 
+@pytest.mark.slow
 def test_fp16_loss_scale_is_saved_and_resumed(data, tmp_path, monkeypatch):
     fp16_on_cpu(monkeypatch)
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -256,6 +262,7 @@ def test_weight_decay_skips_norms_biases_and_embeddings(tmp_path, tok):
     assert decayed | kept == set(names.values())
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_one_optimizer_group_resumes_into_the_decay_groups(data, tmp_path):
     """Checkpoints written before the decay groups held one group in the model's parameter order."""
     out = tmp_path / "run"
