@@ -202,11 +202,6 @@ def find_checkpoint(spec: str, out_dir: Path) -> Path:
     return p
 
 
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The checkpoint's trainable weights, whole."""
-    return load_file(str(path / "model.safetensors"))
-
-
 class RunLock:
     """An exclusive lock on a run folder, so two runs never write into the same one.
 

@@ -223,11 +223,6 @@ def accumulation_for(global_batch: int, batch_size: int, world_size: int) -> int
     return global_batch // per_step
 
 
-def fsdp_requested() -> bool:
-    """``accelerate launch`` with an FSDP config exports this; torchrun users set it by hand."""
-    return _flag(os.environ, "ACCELERATE_USE_FSDP")
-
-
 def deepspeed_requested() -> bool:
     return _flag(os.environ, "ACCELERATE_USE_DEEPSPEED")
 
