@@ -214,6 +214,9 @@ class Recipe:
 
     # ---------------------------------------------------------------- setup
     def setup(self, resume_from: str | None, keep_global_batch: bool, force_resume: bool) -> None:
+        """Everything ``fit`` needs, in the order a run meets it: the checkpoint's record, the data,
+        the folder marked as this run's, the weights, the parallelism object around them, the
+        optimizer, stream, schedule and step runner, and last the record put back."""
         torch.manual_seed(self.cfg.seed)
         state = self._read_checkpoint(resume_from, keep_global_batch)
         cfg, world = self.cfg, self.world
@@ -305,6 +308,7 @@ class Recipe:
 
     # ---------------------------------------------------------------- fit
     def fit(self, show_progress: bool) -> TrainResult:
+        """Steps until the last one, or until a signal: then a checkpoint of the step just finished."""
         cfg, world, par = self.cfg, self.world, self.par
         sink = MetricsSink(self.out, self.step) if world.is_main else None
         peak = peak_flops(self.device, cfg.peak_tflops)
