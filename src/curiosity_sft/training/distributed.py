@@ -305,6 +305,12 @@ class Parallelism:
     def restore_optimizer(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         optimizer.load_state_dict(state)
 
+    def optimizer_order(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+        """Parameter names in the order of the index keys of ``gather_state``'s optimizer state."""
+        from curiosity_sft.training.optimizer import optimizer_names
+
+        return optimizer_names(model, optimizer)
+
     def step_runner(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     params: list[torch.nn.Parameter], amp: torch.dtype | None, scaler: Any,
                     max_grad_norm: float) -> StepRunner:

@@ -84,6 +84,9 @@ class FSDP2(Parallelism):
         by_id = {id(p): n for n, p in self.module.model.named_parameters()}
         self.names = [by_id[id(p)] for g in optimizer.param_groups for p in g["params"]]
 
+    def optimizer_order(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+        return list(self.names)
+
     def no_sync(self) -> contextlib.AbstractContextManager[Any]:
         return _fsdp_no_sync(self.module)
 

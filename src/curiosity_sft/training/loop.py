@@ -57,7 +57,7 @@ from curiosity_sft.training.distributed import (
 from curiosity_sft.training.export import export_run
 from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
 from curiosity_sft.training.loss import backbone_and_head
-from curiosity_sft.training.optimizer import build_optimizer, optimizer_names, regroup
+from curiosity_sft.training.optimizer import build_optimizer, regroup
 from curiosity_sft.training.precision import pick_device, weight_dtype
 from curiosity_sft.training.preflight import Hardware, preflight
 from curiosity_sft.training.run_folder import RunFolder, run_record
@@ -389,7 +389,7 @@ class Recipe:
             world_size=self.world.size, micro_batch_split=self.runner.split, total_steps=self.total_steps,
             weights=weights, optimizer=optimizer_state, scheduler=self.scheduler.state_dict(), rngs=rngs,
             scaler=self.scaler.state_dict() if self.scaler is not None else None, sampler=self.sampler.state_dict(),
-            fingerprint=self.fingerprint, optimizer_order=optimizer_names(self.model, self.optimizer))
+            fingerprint=self.fingerprint, optimizer_order=self.par.optimizer_order(self.model, self.optimizer))
         return state.save(self.out, self.cfg, self.cfg.save_total_limit)
 
     def _stopped(self, saved: bool, last_loss: float | None, eval_loss: float | None) -> TrainResult:

@@ -202,6 +202,11 @@ class ZeRO(Parallelism):
         self.module = self.engine
         self.basic: torch.optim.Optimizer = self.engine.optimizer.optimizer  # torch's AdamW over ZeRO's flat shards
         self.filler = filler
+        if self.engine.zero_optimization_stage() < 3:
+            self._create_state(every_group=True)
+
+    def optimizer_order(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+        return [n for n, _ in self.named]
 
     def step_runner(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     params: list[torch.nn.Parameter], amp: torch.dtype | None, scaler: Any,
@@ -258,22 +263,36 @@ class ZeRO(Parallelism):
         for group in self.basic.param_groups:  # the schedule's learning rate at the checkpoint's step
             group.update(scheduled)
 
-    def _create_state(self) -> None:
-        """Make the AdamW state exist before the first step, so saved moments have somewhere to go.
+    def _create_state(self, every_group: bool = False) -> None:
+        """Make the AdamW state exist, linked to the parameters, before the first real step, so that
+        saved moments have somewhere to go and every group's moments can be gathered.
 
         torch's AdamW creates its state at its first step, and ZeRO-2 links each parameter to its
-        slice of that state only then. One engine step at learning rate 0 over a batch with no
-        trained tokens (zero gradients) creates and links it through public calls alone without
-        moving a weight; the step count and moments are overwritten right after, and the RNG
-        streams are forked so the resumed run draws what it would have drawn.
+        slice of that state only then, after stepping its *first* group: a second group's state
+        (the decay groups) does not exist yet at that moment and is never linked, so gathering
+        it fails. With ``every_group`` every group's state is created first, by one step of
+        torch's AdamW at learning rate 0 on zero gradients. Then one engine step at learning rate
+        0 over a batch with no trained tokens links them through public calls. No weight moves,
+        the step counts are set back to 0 (a fresh AdamW), and the RNG streams are forked so the
+        run draws what it would have drawn.
         """
-        if self.basic.state:
+        if self.basic.state and not every_group:
             return
         lrs = [g["lr"] for g in self.basic.param_groups]
         for g in self.basic.param_groups:
             g["lr"] = 0.0
+        if every_group:
+            flats = [p for g in self.basic.param_groups for p in g["params"]]
+            for p in flats:
+                p.grad = torch.zeros_like(p)
+            self.basic.step()
+            for p in flats:
+                p.grad = None
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
             self.engine.backward(self.forward(self.filler.to(self.world.device))[0], scale_wrt_gas=False)
             self.engine.step()
         for g, lr in zip(self.basic.param_groups, lrs, strict=True):
             g["lr"] = lr
+        if every_group:
+            for s in self.basic.state.values():
+                s["step"].zero_()
