@@ -205,6 +205,7 @@ def test_a_checkpoint_that_fails_mid_write_is_never_seen(data, tmp_path, monkeyp
     with pytest.raises(OSError):
         train(tiny_config(*data, max_steps=6, val_file=None), out, resume_from="latest", show_progress=False)
     assert find_checkpoint("latest", out).name == "checkpoint-3"
+    assert not list(out.glob(".checkpoint-*.tmp"))  # defect 10: the failed save's folder used to stay
 
 
 @pytest.mark.parametrize("saved, rank, world, expect", [
