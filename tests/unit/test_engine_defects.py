@@ -202,8 +202,8 @@ def test_a_killed_saves_temporary_folder_is_removed(data, tmp_path):
     gives no chance to, so the next run into the folder removes what it left."""
     out = tmp_path / "run"
     train(tiny_config(*data, val_file=None, max_steps=2), out, show_progress=False)
-    (out / ".checkpoint-3.tmp").mkdir()
-    (out / ".checkpoint-3.tmp" / "model.safetensors").write_text("half")
+    (out / ".checkpoint-7.tmp").mkdir()  # a save of step 7 that never finished
+    (out / ".checkpoint-7.tmp" / "model.safetensors").write_text("half")
     train(tiny_config(*data, val_file=None, max_steps=3), out, resume_from="latest", show_progress=False)
     assert not list(out.glob(".checkpoint-*.tmp")) and find_checkpoint("latest", out).name == "checkpoint-3"
 
