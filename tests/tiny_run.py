@@ -32,7 +32,10 @@ def tiny_config(train: Path, val: Path | None, **kw: object) -> SFTConfig:
     base = dict(model_name="smollm2-135m-instruct", hidden_dim=64, num_layers=2, train_file=str(train),
                 val_file=str(val) if val else None, batch_size=2, gradient_accumulation_steps=2, max_length=256,
                 learning_rate=1e-3, logging_steps=1, save_steps=3, eval_steps=3, eval_batch_size=8,
-                peft_enable=False, max_steps=6)
+                peft_enable=False, max_steps=6,
+                # fp32 whatever the CPU: these tests hold fp32 invariants (equal loss curves to 2e-5, exact
+                # resume); `precision: auto` would train in bf16 on a CPU whose bf16 matmuls are fast
+                precision="fp32")
     base.update(kw)
     return SFTConfig(**base)
 

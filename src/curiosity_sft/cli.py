@@ -57,6 +57,10 @@ def cmd_train(a: argparse.Namespace) -> None:
     from curiosity_sft.training.loop import train
 
     cfg = load_config(a.config, a.set)
+    if cfg.curriculum.strategy != "random":
+        # Until the loop reads the sampler (issue 16, phase 2), say so rather than sample silently as random.
+        log.warning("curriculum.strategy=%s is not applied by `train` yet: this run samples as `random` "
+                    "(`curiosity-sft curriculum` shows what the sampler will do)", cfg.curriculum.strategy)
     r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite,
               keep_global_batch=a.keep_global_batch, force_resume=a.force_resume)
     if not r.is_main:
@@ -79,10 +83,12 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from curiosity_sft.evaluation.evaluate import evaluate
     from curiosity_sft.evaluation.tasks import parse_tasks
 
-    cfg = load_config(a.config, a.set)
+    flags = {"eval_num_fewshot": a.num_fewshot, "eval_sampling": a.sampling, "eval_num_samples": a.num_samples,
+             "eval_max_thinking_tokens": a.max_thinking_tokens}
+    cfg = load_config(a.config, [*a.set, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
     res = evaluate(a.model, a.data, a.output, limit=a.limit, max_new_tokens=a.max_new_tokens or cfg.eval_max_new_tokens,
                    batch_size=a.batch_size or cfg.eval_batch_size, max_length=a.max_length,
-                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare)
+                   tasks=parse_tasks(a.tasks), config=cfg, compare=a.compare, fewshot_file=a.fewshot_file)
     summary: dict = {}
     if "perplexity" in res:
         summary["perplexity"] = res["perplexity"]["overall"]["perplexity"]
@@ -99,6 +105,15 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_inspect(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.training.inspect_data import inspect_data
+
+    inspect_data(load_config(a.config, a.set), a.data, a.n, a.json)
+    if a.json:
+        log.info("wrote %s", a.json)
+
+
 def cmd_plan(a: argparse.Namespace) -> None:
     from curiosity_sft.config import load_config
     from curiosity_sft.planning.memory import parse_size
@@ -107,10 +122,83 @@ def cmd_plan(a: argparse.Namespace) -> None:
     print(plan_report(load_config(a.config, a.set), parse_size(a.gpu_memory), a.launcher, a.num_processes))
 
 
+def cmd_curriculum(a: argparse.Namespace) -> None:
+    from curiosity_sft.config import load_config
+    from curiosity_sft.curriculum.preview import preview
+
+    print(preview(load_config(a.config, a.set), processes=a.processes))
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from curiosity_sft.demo import run_demo
 
     run_demo(a.output, a.config, a.set)
+
+
+def cmd_web_ingest(a: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from curiosity_sft.web.fetch import FetchOptions
+    from curiosity_sft.web.ingest import USER_AGENT, IngestOptions, ingest
+    from curiosity_sft.web.quality import QualityConfig
+
+    kind, value = next((k, getattr(a, k)) for k in ("urls", "sitemap", "feed") if getattr(a, k))
+    fetch = FetchOptions(a.user_agent or USER_AGENT, allow_private=a.allow_private_addresses, timeout=a.timeout,
+                         deadline=a.deadline, retries=a.retries, backoff=a.backoff, max_retry_after=a.max_retry_after,
+                         max_bytes=a.max_bytes, max_redirects=a.max_redirects, delay=a.delay,
+                         max_crawl_delay=a.max_crawl_delay)
+    quality = QualityConfig(languages=tuple(a.languages), language_threshold=a.language_threshold,
+                            min_words=a.min_words)
+    r = ingest(IngestOptions(kind, value, Path(a.output), fetch=fetch, quality=quality, num_shards=a.num_shards,
+                             shard_index=a.shard_index, snapshot=a.snapshot, workers=a.workers, max_urls=a.max_urls,
+                             decontaminate=tuple(a.decontaminate), ngram=a.ngram,
+                             near_dup_threshold=a.near_dup_threshold))
+    table = Table(title=f"web ingest: {r.manifest['snapshot']} {r.folder.name}")
+    table.add_column("stage")
+    table.add_column("pages", justify="right")
+    for name, n in r.table:
+        table.add_row(name, f"{n:,}")
+    Console().print(table)
+    log.info("wrote %s", r.folder)
+
+
+def _add_web(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser("web", help="dynamic web data: ingest pages into snapshots prepare can mix in")
+    wsub = w.add_subparsers(dest="web_command", required=True)
+    s = wsub.add_parser("ingest", help="fetch, extract, filter, deduplicate and decontaminate pages into a snapshot")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--urls", metavar="FILE", help="text file, one URL a line (# comments)")
+    src.add_argument("--sitemap", metavar="URL", help="a sitemap or sitemap index (.xml or .xml.gz)")
+    src.add_argument("--feed", metavar="URL", help="an RSS or Atom feed")
+    s.add_argument("--output", required=True, help="web-ingest folder; each run adds snapshots/<name>/shard-i-of-n/")
+    s.add_argument("--snapshot", help="snapshot name (default: the UTC time); every shard of one crawl needs the same")
+    s.add_argument("--num-shards", type=int, default=1, help="split the crawl by host into N independent shards")
+    s.add_argument("--shard-index", type=int, default=0, help="which shard this process runs (0 .. N-1)")
+    s.add_argument("--allow-private-addresses", action="store_true",
+                   help="allow loopback/private/link-local hosts (intranets, tests); metadata addresses stay refused")
+    s.add_argument("--decontaminate", nargs="+", default=[], metavar="FILE",
+                   help="evaluation sets (files or folders, any prepare format) pages must not overlap")
+    s.add_argument("--ngram", type=int, default=13, help="shared word n-gram that counts as contamination")
+    s.add_argument("--near-dup-threshold", type=float, default=0.9, help="MinHash Jaccard of near duplicates")
+    s.add_argument("--languages", nargs="+", default=["en"], help="languages kept (fastText lid.176 codes)")
+    s.add_argument("--language-threshold", type=float, default=0.65, help="minimum language score (FineWeb: 0.65)")
+    s.add_argument("--min-words", type=int, default=50, help="fewest words a page may have (Gopher: 50)")
+    s.add_argument("--delay", type=float, default=1.0, help="seconds between two requests to one host")
+    s.add_argument("--max-crawl-delay", type=float, default=60.0, help="skip hosts whose robots crawl-delay is longer")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds to connect and for each read")
+    s.add_argument("--deadline", type=float, default=30.0, help="seconds for a whole response")
+    s.add_argument("--retries", type=int, default=3, help="retries on 429/5xx, timeouts and refused connections")
+    s.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles each time)")
+    s.add_argument("--max-retry-after", type=float, default=120.0, help="give up on a Retry-After longer than this")
+    s.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024, help="cap on a decoded body")
+    s.add_argument("--max-redirects", type=int, default=5)
+    s.add_argument("--max-urls", type=int, default=1_000_000, help="at most this many URLs from the list/sitemap/feed")
+    s.add_argument("--workers", type=int, default=8, help="hosts fetched at once (one request at a time per host)")
+    s.add_argument("--user-agent", help="User-Agent header (default names curiosity-sft)")
+    s.set_defaults(fn=cmd_web_ingest)
 
 
 def _fmt(x: float | None) -> str:
@@ -163,7 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--compare", help="another evaluation's results.json (e.g. the base model) to report against")
     s.add_argument("--fail-on-gates", "--fail_on_gates", action="store_true", help="exit 1 when a quality gate fails")
+    s.add_argument("--num-fewshot", "--num_fewshot", type=int, help="GSM8K few-shot examples, lm-eval's format (5)")
+    s.add_argument("--fewshot-file", "--fewshot_file", help="GSM8K train.jsonl for the shots (default: beside --data)")
+    s.add_argument("--sampling", choices=("greedy", "deepseek"), help="default: eval_sampling (greedy)")
+    s.add_argument("--num-samples", "--num_samples", type=int, help="samples per prompt with --sampling deepseek")
+    s.add_argument("--max-thinking-tokens", "--max_thinking_tokens", type=int,
+                   help="extra budget for thinking (default: eval_max_thinking_tokens)")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("inspect", help="show what training will see: examples rendered, trained tokens highlighted")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--data", help="a prepared JSONL (default: the config's train_file)")
+    s.add_argument("--n", type=int, default=3, help="examples to show (default 3)")
+    s.add_argument("--json", help="write the shown examples as JSON: id, rendered, trained_text, n_tokens, n_trained")
+    s.set_defaults(fn=cmd_inspect)
 
     s = sub.add_parser("plan", help="estimate peak GPU memory and propose the fastest setting that fits")
     s.add_argument("--config", help="YAML config (configs/*.yaml)")
@@ -173,11 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-processes", "--num_processes", type=int, help="processes (GPUs) of that launch")
     s.set_defaults(fn=cmd_plan)
 
+    s = sub.add_parser("curriculum", help="show what curriculum.strategy will do with the training data, before training")
+    s.add_argument("--config", help="YAML config (configs/*.yaml)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--processes", type=int, default=1, help="training processes (the global batch is per step)")
+    s.set_defaults(fn=cmd_curriculum)
+
     s = sub.add_parser("demo", help="the whole pipeline on embedded data, offline")
     s.add_argument("--output", default="demo_output", help="folder for everything the demo writes")
     s.add_argument("--config", default=None, help="training config (default: configs/cpu_demo.yaml)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.set_defaults(fn=cmd_demo)
+    _add_web(sub)
     return p
 
 

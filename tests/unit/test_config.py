@@ -63,3 +63,26 @@ def test_shipped_configs_validate(name):
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / name)
     assert cfg.max_length > 0
+
+
+def test_dotted_override_sets_a_curriculum_key(tmp_path):
+    """`--set curriculum.strategy=curiosity` reaches the nested section and keeps the file's other keys."""
+    p = write(tmp_path, "batch_size: 2\ncurriculum:\n  strategy: competence\n  competence_p: 1\n")
+    cfg = load_config(p, ["curriculum.strategy=curiosity", "curriculum.weights={gsm8k: 2, math: 1}"])
+    assert cfg.curriculum.strategy == "curiosity" and cfg.curriculum.competence_p == 1
+    assert cfg.curriculum.weights == {"gsm8k": 2.0, "math": 1.0} and cfg.batch_size == 2
+    assert load_config(None, ["curriculum.strategy=stages"]).curriculum.strategy == "stages"
+    assert SFTConfig().curriculum.strategy == "random"
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == cfg
+
+
+def test_curriculum_mistakes_name_the_nested_key_and_line(tmp_path):
+    p = write(tmp_path, "batch_size: 2\ncurriculum:\n  strategy: curiosity\n  curiosity_flor: 0.1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert f"{p}:4" in e.value.one_line() and "did you mean `curriculum.curiosity_floor`" in e.value.one_line()
+    with pytest.raises(ConfigError, match="curriculum.strategy"):
+        load_config(None, ["curriculum.strategy=bogus"])
+    with pytest.raises(ConfigError, match="`batch_size` is not a section"):
+        load_config(p, ["batch_size.x=1"])

@@ -74,12 +74,13 @@ def test_resume_refuses_a_changed_data_plan_unless_forced(data, three_steps, tmp
 @pytest.mark.parametrize("key, value, named", [
     ("tokenizer_sha256", "c", "the tokenizer or its chat template"), ("packing", False, "packing True -> False"),
     ("group_by_length", True, "group_by_length False -> True"), ("seed", 5, "seed 42 -> 5"),
+    ("reasoning_format", "plain", "reasoning_format 'auto' -> 'plain'"),
 ])
 def test_fingerprint_names_what_changed(tok, key, value, named):
     from curiosity_sft.config import SFTConfig
     from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
-    saved = {"train_file_sha256": "a", "tokenizer_sha256": "b", "max_length": 8, "packing": True,
-             "group_by_length": False, "seed": 42}
+    saved = {"train_file_sha256": "a", "tokenizer_sha256": "b", "reasoning_format": "auto", "max_length": 8,
+             "packing": True, "group_by_length": False, "seed": 42}
     with pytest.raises(UserError, match=named):
         check_fingerprint(saved, {**saved, key: value}, ckpt_mod.Path("ckpt"), force=False)
     check_fingerprint(saved, {**saved, key: value}, ckpt_mod.Path("ckpt"), force=True)  # forced: a warning
@@ -241,7 +242,7 @@ def test_weight_decay_skips_norms_biases_and_embeddings(tmp_path, tok):
     from curiosity_sft.training.optimizer import build_optimizer
 
     model = load_model(str(qwen2_folder(tmp_path, tok)), hidden_dim=64, num_layers=2)  # q/k/v biases, untied head
-    opt = build_optimizer(model, 1e-3, 0.1, fused=False)
+    opt = build_optimizer(model, 1e-3, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in opt.param_groups[0]["params"]}
     kept = {names[id(p)] for p in opt.param_groups[1]["params"]}

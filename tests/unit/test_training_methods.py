@@ -10,12 +10,10 @@ from curiosity_sft.errors import UserError
 from curiosity_sft.models import check_qlora_available, qlora_quantization_config
 from curiosity_sft.training.precision import autocast_dtype, weight_dtype
 
-CUDA, CPU = torch.device("cuda"), torch.device("cpu")
+CUDA = torch.device("cuda")
 
 
-@pytest.mark.parametrize("kw,device,bf16_ok,want", [
-    ({}, CPU, True, None),
-    ({"fp16": True}, CPU, True, None),  # the seed's fp16: true on CPU trains in fp32
+@pytest.mark.parametrize("kw,device,bf16_ok,want", [  # CPU: tests/unit/test_precision.py
     ({}, CUDA, True, torch.bfloat16),
     ({}, CUDA, False, torch.float16),
     # the seed's fp16: true asks for mixed precision: bf16 where the GPU has it (an R1 distill, trained in

@@ -23,7 +23,7 @@ def micro_batches(tok):
 
     exs = [Example(id=f"c{i}", source="gsm8k", messages=chat(f"What is {i} times 3?", f"{i} x 3 = {3 * i}." * (1 + i % 3)))
            for i in range(8)]
-    enc, _ = encode_all(exs, tok, 256)
+    enc = encode_all(exs, tok, 256).kept
     return [collate([[e] for e in enc[k:k + 4]], tok.pad_token_id) for k in (0, 4)]
 
 

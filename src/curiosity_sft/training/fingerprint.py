@@ -1,8 +1,8 @@
 """What planned a run's data, fingerprinted in every checkpoint so a resume cannot silently re-plan it.
 
 A checkpoint's data position (epoch, step index) means something only in the plan that made it:
-the same examples (train file and tokenizer with its chat template, which decide every token and
-which examples fit ``max_length``), cut the same way (``max_length``, ``packing``,
+the same examples (train file, tokenizer with its chat template and ``reasoning_format``, which
+decide every token and which examples fit ``max_length``), cut the same way (``max_length``, ``packing``,
 ``group_by_length``) and shuffled the same way (``seed``). Change any of them and the same
 position points at other examples: some would be trained twice, others never, without a word.
 So each is recorded, and a resume that differs stops with one line naming what changed, unless
@@ -46,8 +46,8 @@ def tokenizer_sha256(tok: PreTrainedTokenizerBase) -> str:
 
 def data_fingerprint(cfg: SFTConfig, tok: PreTrainedTokenizerBase) -> dict[str, Any]:
     return {"train_file_sha256": file_sha256(cfg.train_file), "tokenizer_sha256": tokenizer_sha256(tok),
-            "max_length": cfg.max_length, "packing": cfg.packing, "group_by_length": cfg.group_by_length,
-            "seed": cfg.seed}
+            "reasoning_format": cfg.reasoning_format, "max_length": cfg.max_length, "packing": cfg.packing,
+            "group_by_length": cfg.group_by_length, "seed": cfg.seed}
 
 
 NAMES = {"train_file_sha256": "the train file's content", "tokenizer_sha256": "the tokenizer or its chat template"}
@@ -57,7 +57,7 @@ def check_fingerprint(saved: dict[str, Any], now: dict[str, Any], where: Path, f
     """Refuse a resume whose data plan differs from the checkpoint's, naming every difference."""
     if not saved:
         log.warning("%s has no data fingerprint (written by an older version): cannot check that the data, "
-                    "max_length, packing, seed and tokenizer are unchanged", where)
+                    "max_length, packing, seed, reasoning format and tokenizer are unchanged", where)
         return
     changed = []
     for key, value in now.items():

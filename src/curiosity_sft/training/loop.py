@@ -29,17 +29,16 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import get_scheduler
 
+from curiosity_sft.chat_template import ChatTemplate
 from curiosity_sft.config import SFTConfig, save_config
-from curiosity_sft.data.schema import read_examples
 from curiosity_sft.errors import UserError
 from curiosity_sft.models import (
     apply_lora,
     count_parameters,
     load_model,
     load_quantized_model,
-    load_tokenizer,
 )
-from curiosity_sft.training.batching import Encoded, encode_all
+from curiosity_sft.training.batching import Encoded, encode_file, training_template
 from curiosity_sft.training.checkpoint import (
     TrainingState,
     find_checkpoint,
@@ -56,9 +55,10 @@ from curiosity_sft.training.distributed import (
 )
 from curiosity_sft.training.export import export_run
 from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
+from curiosity_sft.training.kernels import apply_liger, compile_layers
 from curiosity_sft.training.loss import backbone_and_head
-from curiosity_sft.training.optimizer import build_optimizer, regroup
-from curiosity_sft.training.precision import pick_device, weight_dtype
+from curiosity_sft.training.optimizer import build_optimizer, optimizer_name, regroup
+from curiosity_sft.training.precision import PrecisionChoice, choose_precision, pick_device, weight_dtype
 from curiosity_sft.training.preflight import Hardware, preflight
 from curiosity_sft.training.run_folder import RunFolder, run_record
 from curiosity_sft.training.signals import StopSignals
@@ -105,7 +105,11 @@ def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None
     with StopSignals() as signals:
         folder = RunFolder(out, resume=resume_from is not None, overwrite=overwrite,
                            inputs=[p for p in (cfg.train_file, cfg.val_file) if p]) if world.is_main else None
-        checks = preflight(cfg, launch, Hardware.detect(cfg))
+        hardware = Hardware.detect(cfg)
+        # One precision for every rank, measured once (a CPU's matmul probe) on rank 0, not once per process.
+        precision = world.from_main(lambda: choose_precision(cfg, world.device, bf16_supported=hardware.bf16
+                                                             if hardware.device == "cuda" else None))
+        checks = preflight(cfg, launch, hardware, precision=precision)
 
         def check() -> None:
             checks.raise_first_failure()
@@ -116,7 +120,7 @@ def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None
         for warning in checks.warnings():
             log.warning("%s", warning)
         with folder if folder is not None else contextlib.nullcontext():
-            recipe = Recipe(cfg, out, world, launch, checks.amp, checks.deepspeed_config, folder, signals)
+            recipe = Recipe(cfg, out, world, launch, precision, checks.deepspeed_config, folder, signals)
             recipe.setup(resume_from, keep_global_batch, force_resume)
             result = recipe.fit(show_progress and world.is_main)
     world.barrier()
@@ -132,20 +136,26 @@ def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None, *
     its shards.
     """
     if cfg.load_in_4bit:
-        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing)
+        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing,
+                                     attn_implementation=cfg.attn_implementation)
     else:
         with torch.device("meta") if on_meta else contextlib.nullcontext():
             model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers,
-                               seed=cfg.seed, dtype=weight_dtype(cfg, amp), weights=not on_meta)
+                               seed=cfg.seed, dtype=weight_dtype(cfg, amp), weights=not on_meta,
+                               attn_implementation=cfg.attn_implementation)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if cfg.peft_enable:
                 model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grads
+    if cfg.use_liger:
+        apply_liger(model)
     if cfg.peft_enable:
         with torch.device("meta") if on_meta else contextlib.nullcontext():
             model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     if not cfg.load_in_4bit and to_device and not on_meta:
         model.to(device)
+    if cfg.compile:
+        log.info("torch.compile: %d decoder layers", compile_layers(backbone_and_head(model)[0]))
     model.train()
     return model
 
@@ -163,16 +173,11 @@ def _processes(n: int) -> str:
     return f"{n} process" if n == 1 else f"{n} processes"
 
 
-def _load_split(path: str | None, tok: Any, cfg: SFTConfig, what: str) -> list[Encoded]:
+def _load_split(path: str | None, chat: ChatTemplate, cfg: SFTConfig, what: str) -> list[Encoded]:
+    """One prepared split rendered by the training template (the pre-flight checks found the file)."""
     if path is None:
         return []
-    encoded, dropped = encode_all(read_examples(path), tok, cfg.max_length)
-    if dropped:
-        log.warning("%s: dropped %d examples longer than max_length=%d (never truncated)", path, dropped, cfg.max_length)
-    if not encoded:
-        raise UserError(f"every {what} example is longer than max_length={cfg.max_length}", where=path,
-                        fix="raise max_length")
-    return encoded
+    return encode_file(path, chat, cfg.max_length, cfg.reasoning_format, what).kept
 
 
 def _resume_batch(cfg: SFTConfig, state: TrainingState, world: World, keep: bool) -> SFTConfig:
@@ -206,9 +211,10 @@ def _resume_position(state: dict[str, Any], global_batch: int) -> dict[str, int]
 class Recipe:
     """One run: ``setup`` then ``fit``. Rank 0 alone holds ``folder`` and writes."""
 
-    def __init__(self, cfg: SFTConfig, out: Path, world: World, launch: Launch, amp: torch.dtype | None,
+    def __init__(self, cfg: SFTConfig, out: Path, world: World, launch: Launch, precision: PrecisionChoice,
                  deepspeed_config: dict[str, Any] | None, folder: RunFolder | None, signals: StopSignals) -> None:
-        self.cfg, self.out, self.world, self.launch, self.amp = cfg, out, world, launch, amp
+        self.cfg, self.out, self.world, self.launch = cfg, out, world, launch
+        self.precision, self.amp = precision, precision.dtype
         self.deepspeed_config, self.folder, self.signals = deepspeed_config, folder, signals
         self.device = world.device
 
@@ -220,7 +226,10 @@ class Recipe:
         torch.manual_seed(self.cfg.seed)
         state = self._read_checkpoint(resume_from, keep_global_batch)
         cfg, world = self.cfg, self.world
-        self.tok = load_tokenizer(cfg.model_name)
+        log.info("precision: %s", self.precision.describe())
+        # The template is probed and its round trip checked before any weights load.
+        self.chat = training_template(cfg.model_name, cfg.chat_template)
+        self.tok = self.chat.tok
         # Tokenize and fingerprint once on rank 0 and broadcast, not once per process.
         self.train_enc, self.val_enc, self.fingerprint = world.from_main(self._read_data)
         if state is not None:
@@ -241,7 +250,8 @@ class Recipe:
             load_trainable_state(model, state.weights, self.ckpt)  # wrapper splits it (FSDP: rank 0 sends them)
         self.par.prepare(TokenLoss(model), backbone_and_head(model)[0].layers)
         # Created after sharding: FSDP2 replaces the parameters with sharded ones.
-        self.optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay, fused=self._fused())
+        self.optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay)
+        log.info("optimizer: %s", optimizer_name(self.optimizer))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
 
         self.global_batch = cfg.global_batch_size * world.size
@@ -278,16 +288,8 @@ class Recipe:
 
     def _read_data(self) -> tuple[list[Encoded], list[Encoded], dict[str, Any]]:
         cfg = self.cfg
-        return (_load_split(cfg.train_file, self.tok, cfg, "train"), _load_split(cfg.val_file, self.tok, cfg, "validation"),
-                data_fingerprint(cfg, self.tok))
-
-    def _fused(self) -> bool:
-        # Fused where the step runs on a GPU or in ZeRO-Offload's CPU RAM (there 5x faster than foreach,
-        # bench/bench_cpu_adam.py); plain CPU runs keep foreach, the setting their figures were measured with.
-        from curiosity_sft.training.zero import offloads_optimizer
-
-        return self.device.type == "cuda" or (self.deepspeed_config is not None
-                                              and offloads_optimizer(self.deepspeed_config))
+        return (_load_split(cfg.train_file, self.chat, cfg, "train"),
+                _load_split(cfg.val_file, self.chat, cfg, "validation"), data_fingerprint(cfg, self.tok))
 
     def _restore(self, state: TrainingState) -> None:
         """The checkpoint's training state, put back whole; the RNG last, so nothing after it draws."""
@@ -311,7 +313,9 @@ class Recipe:
         """Steps until the last one, or until a signal: then a checkpoint of the step just finished."""
         cfg, world, par = self.cfg, self.world, self.par
         sink = MetricsSink(self.out, self.step) if world.is_main else None
-        peak = peak_flops(self.device, cfg.peak_tflops)
+        # MFU against the rate of the precision trained in (on CPU the probe's measurement), not always fp32's
+        rates = self.precision.rates
+        peak = peak_flops(self.device, cfg.peak_tflops, rates.rate_of(self.amp) if rates is not None else None)
         lengths = [len(e.input_ids) for e in self.train_enc]
         context = sum(n * n for n in lengths) / max(1, sum(lengths))
         kill_after = int(os.environ.get(KILL_ENV, "0"))
@@ -417,6 +421,7 @@ class Recipe:
             "steps": self.step, "final_loss": last_loss, "final_eval_loss": eval_loss,
             "train_examples": len(self.train_enc), "val_examples": len(self.val_enc), "world_size": self.world.size,
             "global_batch": self.global_batch, "config": self.cfg.model_dump(), "data_fingerprint": self.fingerprint,
+            "precision": self.precision.record(), "optimizer": optimizer_name(self.optimizer),
             **run_record(self.cfg, self.out)})
         return result
 

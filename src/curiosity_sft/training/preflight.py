@@ -1,7 +1,8 @@
 """Config, launcher and hardware checked together before anything loads.
 
 A combination that cannot run (QLoRA on a CPU, fp16 under DeepSpeed, a DeepSpeed config left
-half ``"auto"``, a LoRA base that cannot fit the card, a missing data file) would otherwise fail
+half ``"auto"``, a LoRA base that cannot fit the card, flash-attention or Liger without CUDA, a
+missing data file) would otherwise fail
 after minutes of loading 14B weights, or hang. ``preflight`` decides each of them from the config,
 what the launcher asked for (``distributed.Launch``, read from its environment) and the hardware,
 without touching weights: ``curiosity-sft train`` stops on the first failure with one line and
@@ -23,7 +24,12 @@ from curiosity_sft.errors import UserError
 from curiosity_sft.planning.architectures import Architecture, architecture_for
 from curiosity_sft.planning.memory import GIB, HEADROOM, Estimate, Setting, estimate, propose
 from curiosity_sft.training.distributed import Launch
-from curiosity_sft.training.precision import autocast_dtype, pick_device, requested_precision
+from curiosity_sft.training.precision import (
+    PrecisionChoice,
+    choose_precision,
+    pick_device,
+    requested_precision,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Preflight:
     """The checks, and what they resolved that setup reuses (precision, DeepSpeed config, architecture)."""
 
     checks: list[Check] = field(default_factory=list)
+    precision: PrecisionChoice | None = None
     amp: torch.dtype | None = None
     deepspeed_config: dict[str, Any] | None = None
     architecture: Architecture | None = None
@@ -88,12 +95,17 @@ def _processes(n: int) -> str:
 
 
 def preflight(cfg: SFTConfig, launch: Launch, hw: Hardware, env: Mapping[str, str] | None = None,
-              check_files: bool = True) -> Preflight:
-    """Every check, in the order a run meets them; nothing is loaded."""
+              check_files: bool = True, precision: PrecisionChoice | None = None) -> Preflight:
+    """Every check, in the order a run meets them; nothing is loaded.
+
+    ``precision`` is the choice already made for this run (``train`` measures it once on rank 0
+    and hands it to every rank); without it the choice is made here, from the cached probe on CPU.
+    """
     r = Preflight()
     _device(cfg, hw, r)
     _model(cfg, r)
-    _precision(cfg, hw, r)
+    _precision(cfg, hw, r, precision)
+    _kernels(cfg, hw, r)
     _launcher(cfg, launch, r, env)
     _method(cfg, launch, hw, r)
     _memory(cfg, launch, hw, r)
@@ -123,22 +135,38 @@ def _model(cfg: SFTConfig, r: Preflight) -> None:
     r.add("model", "ok", f"{a.name}: {a.params / 1e9:.2f}B parameters, {a.num_hidden_layers} layers")
 
 
-def _precision(cfg: SFTConfig, hw: Hardware, r: Preflight) -> None:
-    device = torch.device("cuda" if hw.device == "cuda" else "cpu" if hw.device == "cuda-missing" else hw.device)
+def _device_of(hw: Hardware) -> torch.device:
+    return torch.device("cuda" if hw.device == "cuda" else "cpu" if hw.device == "cuda-missing" else hw.device)
+
+
+def _precision(cfg: SFTConfig, hw: Hardware, r: Preflight, chosen: PrecisionChoice | None) -> None:
+    device = _device_of(hw)
     want = requested_precision(cfg)
     if hw.device == "cuda" and want == "bf16" and not hw.bf16:
         r.add("precision", "fail", "bf16 asked for, but this GPU has no bf16 (it needs Ampere or newer)",
               where="precision", fix="set precision: auto (fp16 with loss scaling here) or fp32")
         return
-    r.amp = autocast_dtype(cfg, device, bf16_supported=hw.bf16 if hw.device == "cuda" else None)
+    r.precision = chosen or choose_precision(cfg, device, bf16_supported=hw.bf16 if hw.device == "cuda" else None)
+    r.amp = r.precision.dtype
     seed_key = " (the seed's fp16: true, read as mixed precision)" if cfg.fp16 and cfg.precision == "auto" else ""
     if r.amp is None:
-        mixed = device.type != "cuda" and (want in ("fp16", "bf16") or cfg.fp16)
-        r.add("precision", "ok", "fp32" + (" (mixed precision needs a GPU: ignored here)" if mixed else ""))
+        r.add("precision", "ok", f"fp32: {r.precision.reason}{seed_key}")
     elif r.amp == torch.bfloat16:
-        r.add("precision", "ok", f"bf16 autocast over fp32 master weights{seed_key}")
+        r.add("precision", "ok", f"bf16 autocast over fp32 master weights: {r.precision.reason}{seed_key}")
     else:
         r.add("precision", "ok", f"fp16 autocast with loss scaling, its scale saved in every checkpoint{seed_key}")
+
+
+def _kernels(cfg: SFTConfig, hw: Hardware, r: Preflight) -> None:
+    from curiosity_sft.training.kernels import check_kernel_options
+
+    try:
+        check_kernel_options(cfg, _device_of(hw))
+    except UserError as e:
+        r.add("kernels", "fail", e.what, fix=e.fix, where=e.where)
+        return
+    r.add("kernels", "ok", f"attention {cfg.attn_implementation}, liger "
+          f"{str(cfg.use_liger).lower()}, compile {str(cfg.compile).lower()}")
 
 
 def _method(cfg: SFTConfig, launch: Launch, hw: Hardware, r: Preflight) -> None:

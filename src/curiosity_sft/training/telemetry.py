@@ -2,8 +2,10 @@
 
 MFU follows the PaLM appendix B convention: model FLOPs per token are ``6 * N`` (forward and
 backward over every non-embedding weight) plus ``12 * L * d * T`` for attention over a context of
-``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base); the peak is a table value for known GPUs and, on CPU, the fp32
-matmul rate measured once at start-up, since CPUs have no spec sheet number worth trusting.
+``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base).
+The peak is a table value for known GPUs and, on CPU, the measured matmul rate of the precision
+the run trains in (training/precision.py's cached probe), since CPUs have no spec sheet number
+worth trusting.
 """
 
 from __future__ import annotations
@@ -97,10 +99,12 @@ def gpu_peak_flops(name: str) -> float | None:
     return best[1] if best else None
 
 
-def peak_flops(device: torch.device, peak_tflops: float | None = None) -> float | None:
-    """One device's peak: ``peak_tflops`` from the config if set, the table on GPUs, the measured fp32
-    matmul rate on CPU. None (with a warning) for a GPU the table does not know: MFU is then left out
-    of the metrics rather than reported as 0."""
+def peak_flops(device: torch.device, peak_tflops: float | None = None,
+               cpu_rate: float | None = None) -> float | None:
+    """One device's peak: ``peak_tflops`` from the config if set, the table on GPUs, on CPU
+    ``cpu_rate`` (the precision probe's measured rate of the precision trained in) or else a fresh
+    fp32 matmul measurement. None (with a warning) for a GPU the table does not know: MFU is then
+    left out of the metrics rather than reported as 0."""
     if peak_tflops:
         return peak_tflops * 1e12
     if device.type == "cuda":
@@ -110,7 +114,7 @@ def peak_flops(device: torch.device, peak_tflops: float | None = None) -> float 
             log.warning("MFU not reported: %r is not in the GPU peak table (set peak_tflops to its dense bf16 "
                         "TFLOP/s)", name)
         return peak
-    return measure_matmul_flops()
+    return cpu_rate if cpu_rate is not None else measure_matmul_flops()
 
 
 def mfu(flops: float, seconds: float, peak: float | None, world_size: int) -> float | None:
