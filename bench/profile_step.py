@@ -60,7 +60,7 @@ def main() -> None:
     exs = [Example(id=str(i), source="gsm8k", messages=[{"role": "user", "content": r["question"]},
                                                          {"role": "assistant", "content": re.sub(r"<<[^>]*>>", "", r["answer"])}])
            for i, r in enumerate(rows)]
-    enc, _ = encode_all(exs, tok, cfg.max_length)
+    enc = encode_all(exs, tok, cfg.max_length).kept
     plan = plan_epoch([len(e.input_ids) for e in enc], list(range(len(enc))), 4, True, cfg.max_length, seed=0)
     model = build_model(cfg, device, amp)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -38,3 +38,21 @@ def tiny_config(train: Path, val: Path | None, **kw: object) -> SFTConfig:
                 precision="fp32")
     base.update(kw)
     return SFTConfig(**base)
+
+
+def signal_on_call(monkeypatch, owner: object, name: str, nth: int, sig: int) -> dict[str, int]:
+    """Make ``owner.name`` send ``sig`` to this process on its ``nth`` call, just before doing its work:
+    a signal that lands at a chosen moment (a forward pass, validation, a checkpoint save)."""
+    import os
+
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapped(*a: object, **k: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == nth:
+            os.kill(os.getpid(), sig)
+        return real(*a, **k)
+
+    monkeypatch.setattr(owner, name, wrapped)
+    return calls

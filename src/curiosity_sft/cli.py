@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -61,9 +62,18 @@ def cmd_train(a: argparse.Namespace) -> None:
         log.warning("curriculum.strategy=%s is not applied by `train` yet: this run samples as `random` "
                     "(`curiosity-sft curriculum` shows what the sampler will do)", cfg.curriculum.strategy)
     r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite,
-              keep_global_batch=a.keep_global_batch)
-    log.info("finished %d steps, final loss %s, eval loss %s; outputs in %s", r.steps, _fmt(r.final_loss),
-             _fmt(r.final_eval_loss), r.output_dir)
+              keep_global_batch=a.keep_global_batch, force_resume=a.force_resume)
+    if not r.is_main:
+        return
+    if r.stopped_by is None:
+        log.info("finished %d steps, final loss %s, eval loss %s; outputs in %s", r.steps, _fmt(r.final_loss),
+                 _fmt(r.final_eval_loss), r.output_dir)
+    elif r.checkpoint is None:
+        print(f"stopped by {r.stopped_by} before the first step: nothing to save; run the same command again",
+              file=sys.stderr)
+    else:
+        print(f"stopped by {r.stopped_by} after step {r.steps}: saved {r.checkpoint}; to resume, run the same command "
+              "with --resume_from_checkpoint latest", file=sys.stderr)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -127,7 +137,7 @@ def cmd_plan(a: argparse.Namespace) -> None:
     from curiosity_sft.planning.memory import parse_size
     from curiosity_sft.planning.plan import plan_report
 
-    print(plan_report(load_config(a.config, a.set), parse_size(a.gpu_memory)))
+    print(plan_report(load_config(a.config, a.set), parse_size(a.gpu_memory), a.launcher, a.num_processes))
 
 
 def cmd_curriculum(a: argparse.Namespace) -> None:
@@ -243,9 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True, help="run folder: checkpoints, latest.pt, hf_model/, runs/")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--resume_from_checkpoint", "--resume-from-checkpoint", help="checkpoint-N folder or `latest`")
-    s.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in --output (its checkpoints and exports; nothing else is touched)")
     s.add_argument("--keep-global-batch", "--keep_global_batch", action="store_true",
                    help="on resume with another number of processes, rescale accumulation to keep the global batch")
+    s.add_argument("--force-resume", "--force_resume", action="store_true",
+                   help="resume even though the data, max_length, packing, seed or tokenizer changed (re-plans the data)")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("evaluate", help="perplexity and answer accuracy of a model on a data file")
@@ -299,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML config (configs/*.yaml)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--gpu-memory", "--gpu_memory", required=True, help="the card's memory, e.g. 24GB")
+    s.add_argument("--launcher", help="accelerate config the run would be launched with (configs/accelerate/*.yaml)")
+    s.add_argument("--num-processes", "--num_processes", type=int, help="processes (GPUs) of that launch")
     s.set_defaults(fn=cmd_plan)
 
     s = sub.add_parser("curriculum", help="show what curriculum.strategy will do with the training data, before training")
@@ -324,7 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from curiosity_sft.training.signals import Interrupted
+
+        if isinstance(e, Interrupted) and args.command == "train":
+            print(f"stopped by {e.signame} before training started (or at once, on repeated signals): nothing new was "
+                  "saved; the last checkpoint, if any, is intact", file=sys.stderr)
+            return 128 + int(getattr(signal, e.signame))
         print("interrupted", file=sys.stderr)
         return 130
     return 0

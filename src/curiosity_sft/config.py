@@ -99,6 +99,7 @@ class SFTConfig(BaseModel):
     merge_lora: bool = Field(True, description="write hf_model/ with the LoRA merged into the base on export")
     max_nonfinite_steps: int = Field(5, gt=0, description="stop after this many non-finite steps in a row")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto: cuda if present, else cpu")
+    peak_tflops: float | None = Field(None, gt=0, description="one accelerator's dense bf16 peak in TFLOP/s, for MFU (null: GPU table, measured on CPU)")
     # --- checkpoints and logging ---
     save_steps: int = Field(100, gt=0, description="checkpoint every N optimizer steps (and at the end)")
     save_total_limit: int | None = Field(3, gt=0, description="keep the newest N checkpoints (null: keep all)")

@@ -171,10 +171,12 @@ def _fresh_config(base: Any, hidden_dim: int, num_layers: int) -> Any:
 
 
 def load_model(name: str, *, hidden_dim: int | None = None, num_layers: int | None = None,
-               dtype: torch.dtype = torch.float32, seed: int = 0,
+               dtype: torch.dtype = torch.float32, seed: int = 0, weights: bool = True,
                attn_implementation: str | None = None) -> PreTrainedModel:
     """Pretrained weights, or a freshly initialised model of the base's architecture at a new size.
 
+    ``weights=False`` builds the architecture without reading the weight files, for a caller that
+    fills it otherwise (FSDP ranks built on the meta device receive their shards from rank 0).
     ``attn_implementation`` (``sdpa``, ``eager``, ``flash_attention_2``; None: transformers' default).
     """
     src = resolve_model(name)
@@ -184,6 +186,8 @@ def load_model(name: str, *, hidden_dim: int | None = None, num_layers: int | No
             base = AutoConfig.from_pretrained(src.path)
             torch.manual_seed(seed)
             model = AutoModelForCausalLM.from_config(_fresh_config(base, hidden_dim, num_layers), dtype=dtype, **attn)
+        elif not weights:
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src.path), dtype=dtype, **attn)
         else:
             model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **attn)
     except (OSError, ValueError) as e:

@@ -25,7 +25,9 @@ EQUAL_BF16 = MatmulRates(190.0, 200.0, 2)  # bf16 units but no matmul advantage 
     ({"precision": "bf16"}, SLOW_BF16, torch.bfloat16),  # asked for: honoured on CPU
     ({"bf16": True}, FAST_BF16, torch.bfloat16),  # the seed's flag, honoured on CPU
     ({"precision": "fp32"}, FAST_BF16, None),
-    ({"fp16": True}, FAST_BF16, None),  # fp16 on CPU trains in fp32, with a warning
+    ({"precision": "fp16"}, FAST_BF16, None),  # fp16 on CPU trains in fp32, with a warning
+    ({"fp16": True}, FAST_BF16, torch.bfloat16),  # the seed's fp16: true asks for mixed precision: read as auto
+    ({"fp16": True}, SLOW_BF16, None),
 ])
 def test_cpu_precision_follows_the_measurement(kw, rates, want):
     c = choose_precision(SFTConfig(**kw), CPU, rates=lambda: rates)

@@ -82,11 +82,14 @@ def pick_device(cfg: SFTConfig) -> torch.device:
 
 
 def requested_precision(cfg: SFTConfig) -> str:
-    """``precision`` wins; the seed's ``fp16``/``bf16`` flags are read as ``precision: fp16|bf16``."""
+    """``precision`` wins; the seed's ``bf16`` flag is read as ``precision: bf16``.
+
+    The seed's ``fp16: true`` asks for mixed precision and is read as ``auto`` (bf16 where the GPU
+    has it, fp16 with loss scaling elsewhere): forcing fp16 on a bf16 GPU overflows models trained
+    in bf16, such as the R1 distills. ``precision: fp16`` still forces it.
+    """
     if cfg.precision != "auto":
         return cfg.precision
-    if cfg.fp16:
-        return "fp16"
     if cfg.bf16:
         return "bf16"
     return "auto"
@@ -165,6 +168,9 @@ def choose_precision(cfg: SFTConfig, device: torch.device, bf16_supported: bool 
             return PrecisionChoice(None, "precision: fp32")
         if bf16_supported is None:
             bf16_supported = torch.cuda.is_bf16_supported()
+        if cfg.fp16 and want == "auto":
+            log.info("fp16: true read as mixed precision: %s (set precision: fp16 to force fp16)",
+                     "bf16, which this GPU supports" if bf16_supported else "fp16 with loss scaling (no bf16 on this GPU)")
         if want == "bf16" or (want == "auto" and bf16_supported):
             return PrecisionChoice(torch.bfloat16, "GPU with bf16" if want == "auto" else "precision: bf16")
         return PrecisionChoice(torch.float16, "GPU without bf16" if want == "auto" else "precision: fp16")
@@ -198,10 +204,13 @@ def autocast_dtype(cfg: SFTConfig, device: torch.device, bf16_supported: bool | 
 
 
 def weight_dtype(cfg: SFTConfig, amp: torch.dtype | None) -> torch.dtype:
-    """Frozen LoRA base weights can live in the autocast dtype (half the memory); trained ones stay fp32.
+    """Frozen LoRA base weights can live in bf16 (half the memory); trained ones stay fp32.
 
-    A full fine-tune keeps fp32 master weights so small updates are not rounded away.
+    Not in fp16: a base trained in bf16 (the R1 distills) has weights and activations beyond
+    fp16's range, and a frozen fp16 base would carry fp16 through every norm and residual add;
+    with fp32 storage only autocast's matmuls run in fp16. A full fine-tune keeps fp32 master
+    weights so small updates are not rounded away.
     """
-    if cfg.peft_enable and amp is not None:
+    if cfg.peft_enable and amp == torch.bfloat16:
         return amp
     return torch.float32
