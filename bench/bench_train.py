@@ -1,17 +1,28 @@
-"""Tokens per second of this engine against TRL's SFTTrainer, same model, data and batch.
+"""Training speed of this engine against TRL's SFTTrainer, like for like, in one command.
 
-Usage: CURIOSITY_SFT_CACHE=.cache .venv/bin/python bench/bench_train.py [--examples 32] [--out bench_out]
+    flock /tmp/heavy.lock .venv/bin/python bench/bench_train.py            # the full bench (about an hour)
+    .venv/bin/python bench/bench_train.py --examples 40 --steps 3 --skip 1 --repeats 1 --eval 4   # smoke test
 
-SmolLM2-135M-Instruct, full fine-tune, fp32, on the first ``--examples`` GSM8K training problems
-from ../shared/data/raw (skips when absent), max_length 512, global batch 4 sequences, learning
-rate 1e-4, linear schedule without warmup, one epoch. Every trainer runs in its own subprocess
-(peak RSS is that process's VmHWM) and sees exactly the same examples; "tokens" are real,
-non-padding tokens, counted once per example. The loss compared is the same for all: mean
-assistant-token loss (this package's loss.py) of the final model on ``--eval`` GSM8K test problems.
+Setup (issue 15): SmolLM2-135M-Instruct, full fine-tune, the first ``--examples`` (2,000) GSM8K
+training problems from ../shared/data/raw (calculator annotations removed), global batch 4,
+max_length 512, learning rate 1e-4 linear without warmup, ``--steps`` (12) optimizer steps, the
+first ``--skip`` (2) not timed. Each run is its own subprocess, runs are interleaved (every
+configuration once, then again) ``--repeats`` (3) times, and the JSON and markdown table are
+written by this script from what the subprocesses report.
 
-Runs (a name listed twice runs twice, interleaved; the fastest repeat is compared): ours (packing, the default), ours without packing (length-grouped), ours_unpacked_mixed (without packing, group_by_length off, the default: batches mix lengths as TRL's do), ours_unpacked_all_tokens / ours_unpacked_mixed_all_tokens (loss on prompt tokens too, as TRL does for chat data), TRL at its defaults
-except fp32 (bf16=False; TRL defaults to gradient checkpointing on), TRL with packing, and a
-one-step probe of TRL at its true default (bf16 autocast) to show what that costs on a CPU.
+- real tokens/s: non-padding tokens of the timed steps over their wall time (step end to step end).
+- held-out loss: the same function for every run (loss.py: mean loss per answer token, fp32) on
+  the first ``--eval`` GSM8K test problems, after the same number of optimizer steps.
+- peak RSS: the subprocess's VmHWM (model, tokenized data, training, held-out evaluation).
+- MFU: the FLOPs the run performs (PaLM convention: 6 per weight per token through the decoder on
+  real tokens, attention, and the vocabulary head only where the run applies it: this engine on
+  labelled positions, TRL on a CPU on every position of the padded batch) against the matmul rate
+  of the precision it trains in (fp32 or bf16, measured by this script at start).
+
+Runs: TRL at its true defaults (bf16 autocast, gradient checkpointing, chat data with loss on all
+tokens), the same with bf16=False, TRL tuned (no gradient checkpointing, prompt-completion data
+with completion-only loss) in fp32 and in bf16, TRL tuned with packing (fp32), and this engine at
+its defaults (packing, ``precision: auto``), with fp32 and bf16 forced for reference.
 """
 
 from __future__ import annotations
@@ -20,16 +31,34 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT.parent / "shared" / "data" / "raw" / "gsm8k"
 MODEL = "smollm2-135m-instruct"
 MAX_LENGTH, GLOBAL_BATCH, LR = 512, 4, 1e-4
+
+# name -> (what it is, trainer, settings)
+RUNS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "trl_default": ("TRL 1.16 true defaults: bf16 autocast, gradient checkpointing, loss on all tokens", "trl",
+                    {}),
+    "trl_default_fp32": ("TRL defaults with bf16=False", "trl", {"bf16": False}),
+    "trl_tuned_fp32": ("TRL tuned: no gradient checkpointing, prompt-completion data, completion-only loss, fp32",
+                       "trl", {"bf16": False, "gradient_checkpointing": False, "prompt_completion": True}),
+    "trl_tuned_bf16": ("TRL tuned, bf16 autocast", "trl",
+                       {"bf16": True, "gradient_checkpointing": False, "prompt_completion": True}),
+    "trl_packing": ("TRL tuned + packing (bfd, padding-free), fp32", "trl",
+                    {"bf16": False, "gradient_checkpointing": False, "prompt_completion": True, "packing": True}),
+    "ours": ("this engine at its defaults: packing, precision auto, fused AdamW, chunked head", "ours", {}),
+    "ours_fp32": ("this engine, precision: fp32 forced", "ours", {"precision": "fp32"}),
+    "ours_bf16": ("this engine, precision: bf16 forced", "ours", {"precision": "bf16"}),
+}
 
 
 def gsm8k_messages(path: Path, n: int) -> list[list[dict[str, str]]]:
@@ -48,169 +77,252 @@ def peak_rss_gib() -> float:
     return 0.0
 
 
-def heldout_loss(model, tok, convs) -> float:
+def heldout_loss(model: Any, tok: Any, convs: list[list[dict[str, str]]]) -> float:
     import torch
 
     from curiosity_sft.data.schema import Example
     from curiosity_sft.training.batching import collate, encode_all
     from curiosity_sft.training.loss import sum_token_loss
 
-    enc, _ = encode_all([Example(id=str(i), source="gsm8k", messages=m) for i, m in enumerate(convs)], tok, MAX_LENGTH)
-    model.eval()
+    enc = encode_all([Example(id=str(i), source="gsm8k", messages=m) for i, m in enumerate(convs)], tok, MAX_LENGTH).kept
+    model = model.float().eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        for e in enc:
-            s, k = sum_token_loss(model, collate([[e]], tok.pad_token_id))
+        for i in range(0, len(enc), 8):
+            s, k = sum_token_loss(model, collate([[e] for e in enc[i:i + 8]], tok.pad_token_id))
             total, n = total + float(s), n + k
     return total / n
 
 
-def run_ours(train, test, work: Path, packing: bool, all_tokens: bool = False, group_by_length: bool = False) -> dict:
+def run_ours(train: list, test: list, work: Path, steps: int, skip: int, settings: dict[str, Any]) -> dict[str, Any]:
     from curiosity_sft.config import SFTConfig
     from curiosity_sft.data.schema import Example, write_examples
-    from curiosity_sft.models import load_tokenizer
     from curiosity_sft.training.export import load_for_inference
     from curiosity_sft.training.loop import train as train_run
 
     path = work / "train.jsonl"
-    if all_tokens:  # TRL's default for chat data: loss on prompt tokens too (a rendered `text` example)
-        tok = load_tokenizer(MODEL)
-        rows = [Example(id=str(i), source="gsm8k", text=tok.apply_chat_template(m, tokenize=False))
-                for i, m in enumerate(train)]
-    else:
-        rows = [Example(id=str(i), source="gsm8k", messages=m) for i, m in enumerate(train)]
-    write_examples(path, rows)
-    cfg = SFTConfig(model_name=MODEL, train_file=str(path), val_file=None, max_length=MAX_LENGTH, packing=packing,
-                    batch_size=GLOBAL_BATCH, gradient_accumulation_steps=1, learning_rate=LR, epochs=1,
-                    warmup_ratio=0.0, lr_scheduler="linear", peft_enable=False, logging_steps=1, save_steps=10_000,
-                    group_by_length=group_by_length)
+    write_examples(path, [Example(id=str(i), source="gsm8k", messages=m) for i, m in enumerate(train)])
+    cfg = SFTConfig(model_name=MODEL, train_file=str(path), val_file=None, max_length=MAX_LENGTH,
+                    batch_size=GLOBAL_BATCH, gradient_accumulation_steps=1, learning_rate=LR, max_steps=steps,
+                    warmup_ratio=0.0, lr_scheduler="linear", peft_enable=False, logging_steps=1,
+                    save_steps=10_000, **settings)
     out = work / "run"
     train_run(cfg, out, show_progress=False)
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in recs if "loss" in r]
-    tok = load_tokenizer(MODEL)
-    n_tokens = _real_tokens(train, tok)
-    seconds = sum(r["window_seconds"] for r in steps)
-    model, _, _ = load_for_inference(str(out / "hf_model"))
-    return {"seconds": seconds, "tokens": n_tokens, "steps": len(steps), "train_loss_last": steps[-1]["loss"],
+    timed = [r for r in recs if "loss" in r][skip:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    rates = manifest["precision"]["matmul_gflops"]
+    peak = rates["bf16" if manifest["precision"]["precision"] == "bf16" else "fp32"] * 1e9
+    seconds = sum(r["window_seconds"] for r in timed)
+    model, tok, _ = load_for_inference(str(out / "hf_model"))
+    return {"seconds": seconds, "tokens": sum(r["tokens_per_second"] * r["window_seconds"] for r in timed),
+            # the loop's own MFU uses the cached rate of the precision it trained in: back to FLOPs
+            "flops": sum(r["mfu"] * r["window_seconds"] for r in timed) * peak,
+            "steps": len([r for r in recs if "loss" in r]), "precision": manifest["precision"]["precision"],
+            "optimizer": manifest["optimizer"], "train_loss_last": timed[-1]["loss"] if timed else None,
             "heldout_loss": heldout_loss(model, tok, test)}
 
 
-def _real_tokens(convs, tok) -> int:
-    return sum(len(tok.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]) for m in convs)
-
-
-def run_trl(train, test, work: Path, packing: bool, bf16: bool, max_steps: int = -1) -> dict:
+def run_trl(train: list, test: list, work: Path, steps: int, skip: int, settings: dict[str, Any],
+            context: float) -> dict[str, Any]:
+    import torch
     from datasets import Dataset
+    from transformers import AutoConfig, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from curiosity_sft.models import load_model, load_tokenizer
+    from curiosity_sft.models import load_model, load_tokenizer, resolve_model
+    from curiosity_sft.training.telemetry import model_flops
 
+    settings = dict(settings)
+    prompt_completion = settings.pop("prompt_completion", False)
     tok = load_tokenizer(MODEL)
     model = load_model(MODEL)
-    rows = train if max_steps < 0 else train[:GLOBAL_BATCH * max_steps]
+    rows = ([{"prompt": m[:1], "completion": m[1:]} for m in train] if prompt_completion
+            else [{"messages": m} for m in train])
     args = SFTConfig(output_dir=str(work / "trl"), per_device_train_batch_size=GLOBAL_BATCH,
-                     gradient_accumulation_steps=1, learning_rate=LR, num_train_epochs=1, max_steps=max_steps,
-                     max_length=MAX_LENGTH, packing=packing, bf16=bf16, use_cpu=True, report_to=[],
-                     save_strategy="no", logging_steps=1, disable_tqdm=True, seed=42, dataloader_num_workers=0)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"messages": m} for m in rows]),
-                         processing_class=tok)
-    n_tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
-    t0 = time.perf_counter()
-    res = trainer.train()
-    seconds = time.perf_counter() - t0
+                     gradient_accumulation_steps=1, learning_rate=LR, max_steps=steps, max_length=MAX_LENGTH,
+                     use_cpu=True, report_to=[], save_strategy="no", disable_tqdm=True, seed=42,
+                     dataloader_num_workers=0, **settings)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+
+    batches: list[tuple[int, int]] = []  # (real tokens, positions) of each collated batch, in order
+    collate = trainer.data_collator
+
+    def counting(features: list) -> dict:
+        b = collate(features)
+        real = int(b["attention_mask"].sum()) if "attention_mask" in b else int(b["input_ids"].numel())
+        batches.append((real, int(b["input_ids"].numel())))
+        return b
+
+    trainer.data_collator = counting  # the dataloader is built by train() from the collator held then
+    ends: list[float] = []
+
+    class StepTimes(TrainerCallback):
+        def on_step_end(self, *_: Any, **__: Any) -> None:
+            ends.append(time.perf_counter())
+
+    trainer.add_callback(StepTimes())
+    trainer.train()
+    timed = batches[skip:steps]  # batch i is step i + 1's (no accumulation); the loader may prefetch one more
+    mcfg = AutoConfig.from_pretrained(resolve_model(MODEL).path)
+    # TRL's fused head on a CPU (no Triton) scores every position of the batch, padding included
+    flops = sum(model_flops(mcfg, context, real, positions) for real, positions in timed)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    out = {"seconds": seconds, "tokens": n_tokens, "steps": trainer.state.global_step,
-           "train_loss_last": losses[-1] if losses else res.training_loss}
-    if max_steps < 0:
-        out["heldout_loss"] = heldout_loss(trainer.model.float(), tok, test)
-    return out
+    amp = "bf16" if args.bf16 else "fp32"
+    return {"seconds": ends[steps - 1] - ends[skip - 1], "tokens": sum(real for real, _ in timed), "flops": flops,
+            "steps": trainer.state.global_step, "precision": amp, "optimizer": trainer.args.optim,
+            "gradient_checkpointing": bool(trainer.args.gradient_checkpointing),
+            "completion_only_loss": bool(getattr(trainer, "completion_only_loss", False)),
+            "train_loss_last": losses[-1] if losses else None,
+            "heldout_loss": heldout_loss(trainer.model.to(torch.float32), tok, test)}
 
 
-def one(name: str, n_train: int, n_eval: int) -> None:
-    train = gsm8k_messages(RAW / "train.jsonl", n_train)
-    test = gsm8k_messages(RAW / "test.jsonl", n_eval)
+def example_context(train: list[list[dict[str, str]]]) -> float:
+    """Attention context for TRL's MFU, as the loop computes its own: mean of length^2 / mean length, per example."""
+    from curiosity_sft.models import load_tokenizer
+
+    tok = load_tokenizer(MODEL)
+    lengths = [len(tok.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]) for m in train[:500]]
+    return sum(n * n for n in lengths) / sum(lengths)
+
+
+def one(name: str, a: argparse.Namespace) -> None:
+    train = gsm8k_messages(RAW / "train.jsonl", a.examples)
+    test = gsm8k_messages(RAW / "test.jsonl", a.eval)
+    _, trainer, settings = RUNS[name]
     with tempfile.TemporaryDirectory() as d:
-        work = Path(d)
-        if name == "ours":
-            res = run_ours(train, test, work, packing=True)
-        elif name == "ours_unpacked":
-            res = run_ours(train, test, work, packing=False, group_by_length=True)
-        elif name == "ours_unpacked_mixed":
-            res = run_ours(train, test, work, packing=False, group_by_length=False)
-        elif name == "ours_unpacked_all_tokens":
-            res = run_ours(train, test, work, packing=False, all_tokens=True, group_by_length=True)
-        elif name == "ours_unpacked_mixed_all_tokens":
-            res = run_ours(train, test, work, packing=False, all_tokens=True, group_by_length=False)
-        elif name == "trl_fp32":
-            res = run_trl(train, test, work, packing=False, bf16=False)
-        elif name == "trl_packing":
-            res = run_trl(train, test, work, packing=True, bf16=False)
-        elif name == "trl_bf16_probe":
-            res = run_trl(train, test, work, packing=False, bf16=True, max_steps=1)
+        if trainer == "ours":
+            res = run_ours(train, test, Path(d), a.steps, a.skip, settings)
         else:
-            raise SystemExit(f"unknown run {name}")
+            res = run_trl(train, test, Path(d), a.steps, a.skip, settings, example_context(train))
     res["peak_rss_gib"] = peak_rss_gib()
     print("RESULT " + json.dumps(res))
 
 
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Median and spread per run, ratios against the fastest TRL run, and the goal checks."""
+    rates = {"fp32": results["matmul_gflops"]["fp32"], "bf16": results["matmul_gflops"]["bf16"]}
+    out: dict[str, Any] = {}
+    for name, reps in results["runs"].items():
+        tps = [r["tokens"] / r["seconds"] for r in reps]
+        out[name] = {"tokens_per_second_median": statistics.median(tps), "tokens_per_second_min": min(tps),
+                     "tokens_per_second_max": max(tps), "repeats": len(tps),
+                     "heldout_loss_median": statistics.median(r["heldout_loss"] for r in reps),
+                     "peak_rss_gib_median": statistics.median(r["peak_rss_gib"] for r in reps),
+                     "mfu_median": statistics.median(r["flops"] / r["seconds"] / (rates[r["precision"]] * 1e9)
+                                                     for r in reps),
+                     "precision": reps[0]["precision"], "steps": reps[0]["steps"]}
+    trl = {k: v for k, v in out.items() if RUNS[k][1] == "trl"}
+    best = max(trl, key=lambda k: trl[k]["tokens_per_second_median"]) if trl else None
+    for v in out.values():
+        v["vs_best_trl"] = v["tokens_per_second_median"] / trl[best]["tokens_per_second_median"] if best else None
+    goal: dict[str, Any] = {"best_trl": best}
+    if best and "ours" in out:
+        o, b = out["ours"], trl[best]
+        goal.update(speedup=o["vs_best_trl"], reached_1_5x=o["vs_best_trl"] >= 1.5,
+                    loss_equal_or_lower=o["heldout_loss_median"] <= b["heldout_loss_median"])
+    if "ours_fp32" in out:
+        ref = out["ours_fp32"]["heldout_loss_median"]
+        goal["heldout_loss_vs_fp32"] = {k: out[k]["heldout_loss_median"] / ref - 1 for k in ("ours", "ours_bf16")
+                                        if k in out}
+    return {"runs": out, "goal": goal}
+
+
+def table(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    lines = ["| run | precision | real tokens/s, median (min-max) | vs best TRL | held-out loss | MFU | peak RSS GiB |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, v in s["runs"].items():
+        star = "**" if name == "ours" else ""
+        lines.append(f"| {star}{RUNS[name][0]}{star} (`{name}`) | {v['precision']} | "
+                     f"{star}{v['tokens_per_second_median']:.1f}{star} ({v['tokens_per_second_min']:.1f}-"
+                     f"{v['tokens_per_second_max']:.1f}) | {v['vs_best_trl']:.2f} | {v['heldout_loss_median']:.4f} | "
+                     f"{100 * v['mfu_median']:.0f}% | {v['peak_rss_gib_median']:.2f} |")
+    g = s["goal"]
+    m = results["matmul_gflops"]
+    lines += ["", f"Matmul rates ({m.get('when', 'at the start')}; {results['threads']} threads, {m['size']}^2): fp32 "
+              f"{m['fp32']:.0f} GFLOP/s, bf16 {m['bf16']:.0f} GFLOP/s. Load average: {results['load_start']} at "
+              f"the start, {results['load_end']} at the end; per run in the JSON."]
+    if "speedup" in g:
+        lines.append(f"Best TRL run: `{g['best_trl']}`; this engine's defaults are {g['speedup']:.2f}x its real "
+                     f"tokens/s (goal 1.5x: {'reached' if g['reached_1_5x'] else 'not reached'}), held-out loss "
+                     f"{'equal or lower' if g['loss_equal_or_lower'] else 'higher'}.")
+    if "heldout_loss_vs_fp32" in g:
+        diffs = ", ".join(f"`{k}` {100 * d:+.2f}%" for k, d in g["heldout_loss_vs_fp32"].items())
+        lines.append(f"Held-out loss against the engine's fp32 run at equal steps: {diffs} (target: within 1%).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--examples", type=int, default=32)
-    ap.add_argument("--eval", type=int, default=16)
-    ap.add_argument("--runs", default="trl_fp32,ours,trl_packing,ours_unpacked,trl_bf16_probe")
-    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--examples", type=int, default=2000)
+    ap.add_argument("--eval", type=int, default=64, help="GSM8K test problems for the held-out loss")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--skip", type=int, default=2, help="first steps not timed (warm-up)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--out", default="bench/results/bench_train.json")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        one(a.one, a.examples, a.eval)
+        one(a.one, a)
         return
     if not RAW.is_dir():
         print(f"skipped: {RAW} is absent")
         return
+    if not 1 <= a.skip < a.steps:
+        raise SystemExit("--skip must be at least 1 (the first step's start is not timed) and below --steps")
     import torch
-    from transformers import AutoConfig
 
-    from curiosity_sft.models import resolve_model
     from curiosity_sft.training.telemetry import measure_matmul_flops
 
-    peak = measure_matmul_flops(1024, 2.0)
-    mcfg = AutoConfig.from_pretrained(resolve_model(MODEL).path)
-    results = {"fp32_matmul_gflops": peak / 1e9, "threads": torch.get_num_threads(), "examples": a.examples,
-               "max_length": MAX_LENGTH, "global_batch": GLOBAL_BATCH, "learning_rate": LR, "runs": {}}
-    for name in a.runs.split(","):
-        t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, __file__, "--one", name, "--examples", str(a.examples), "--eval",
-                            str(a.eval)], capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-        line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{name} failed:\n{p.stderr[-3000:]}")
-            continue
-        r = json.loads(line[7:])
-        r["tokens_per_second"] = r["tokens"] / r["seconds"]
-        r["mfu"] = _mfu(mcfg, r["tokens_per_second"], peak)
-        r["wall_seconds"] = time.perf_counter() - t0
-        r["load_average_after"] = os.getloadavg()[0]  # other work on the 2 shared cores skews a run
-        results["runs"].setdefault(name, []).append(r)
-        print(name, json.dumps(r), flush=True)
-    # A name listed twice runs twice (interleaved with the others); the fastest repeat is the one
-    # least disturbed by other work on the machine, and is the one compared.
-    best = {k: max(v, key=lambda r: r["tokens_per_second"]) for k, v in results["runs"].items()}
-    base = best.get("trl_fp32", {}).get("tokens_per_second")
-    packed = best.get("trl_packing", {}).get("tokens_per_second")
-    results["best"] = {k: {**r, "vs_trl_fp32": r["tokens_per_second"] / base if base else None,
-                           "vs_trl_packing": r["tokens_per_second"] / packed if packed else None}
-                       for k, r in best.items()}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-
-
-def _mfu(mcfg, tokens_per_second: float, peak: float) -> float:
-    """PaLM-convention MFU with every token trained (6N + attention): the same yardstick for every run."""
-    from curiosity_sft.training.telemetry import model_flops
-
-    return model_flops(mcfg, 200, 1, 1) * tokens_per_second / peak
+    names = a.runs.split(",")
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise SystemExit(f"unknown runs {unknown}; known: {', '.join(RUNS)}")
+    results: dict[str, Any] = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]), "threads": torch.get_num_threads(),
+        "uptime_start": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "load_start": round(os.getloadavg()[0], 2),
+        "matmul_gflops": {"size": 1024, "fp32": measure_matmul_flops(1024, 2.0) / 1e9,
+                          "bf16": measure_matmul_flops(1024, 2.0, torch.bfloat16) / 1e9, "when": "start"},
+        "setup": {"model": MODEL, "examples": a.examples, "eval": a.eval, "steps": a.steps, "skip": a.skip,
+                  "repeats": a.repeats, "max_length": MAX_LENGTH, "global_batch": GLOBAL_BATCH, "learning_rate": LR},
+        "runs": {}, "failed": {}}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for rep in range(a.repeats):
+        for name in names:
+            t0, load0 = time.perf_counter(), os.getloadavg()[0]
+            p = subprocess.run([sys.executable, __file__, "--one", name, "--examples", str(a.examples), "--eval",
+                                str(a.eval), "--steps", str(a.steps), "--skip", str(a.skip)],
+                               capture_output=True, text=True, env=env)
+            line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                results["failed"].setdefault(name, []).append(p.stderr[-3000:])
+                print(f"{name} failed:\n{p.stderr[-3000:]}", flush=True)
+                continue
+            r = json.loads(line[7:])
+            r.update(repeat=rep, wall_seconds=time.perf_counter() - t0, load_before=round(load0, 2),
+                     load_after=round(os.getloadavg()[0], 2), tokens_per_second=r["tokens"] / r["seconds"])
+            results["runs"].setdefault(name, []).append(r)
+            print(f"{name} #{rep}: {r['tokens_per_second']:.1f} tokens/s, held-out {r['heldout_loss']:.4f}, "
+                  f"load {r['load_before']}->{r['load_after']}", flush=True)
+            out.write_text(json.dumps({**results, "complete": False}, indent=2))  # a killed bench keeps its runs
+    results["load_end"] = round(os.getloadavg()[0], 2)
+    # MFU's denominators: the larger of the start and end measurements, the one less disturbed by other work
+    end = {"fp32": measure_matmul_flops(1024, 2.0) / 1e9, "bf16": measure_matmul_flops(1024, 2.0, torch.bfloat16) / 1e9}
+    results["matmul_gflops_end"] = end
+    results["matmul_gflops"] = {"size": 1024, "when": "max of start and end",
+                                **{k: max(results["matmul_gflops"][k], end[k]) for k in end}}
+    results["uptime_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    results["summary"] = summarise(results)
+    results["complete"] = True
+    out.write_text(json.dumps(results, indent=2))
+    md = table(results)
+    out.with_suffix(".md").write_text(md + "\n")
+    print(md)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,27 @@ def tiny_config(train: Path, val: Path | None, **kw: object) -> SFTConfig:
     base = dict(model_name="smollm2-135m-instruct", hidden_dim=64, num_layers=2, train_file=str(train),
                 val_file=str(val) if val else None, batch_size=2, gradient_accumulation_steps=2, max_length=256,
                 learning_rate=1e-3, logging_steps=1, save_steps=3, eval_steps=3, eval_batch_size=8,
-                peft_enable=False, max_steps=6)
+                peft_enable=False, max_steps=6,
+                # fp32 whatever the CPU: these tests hold fp32 invariants (equal loss curves to 2e-5, exact
+                # resume); `precision: auto` would train in bf16 on a CPU whose bf16 matmuls are fast
+                precision="fp32")
     base.update(kw)
     return SFTConfig(**base)
+
+
+def signal_on_call(monkeypatch, owner: object, name: str, nth: int, sig: int) -> dict[str, int]:
+    """Make ``owner.name`` send ``sig`` to this process on its ``nth`` call, just before doing its work:
+    a signal that lands at a chosen moment (a forward pass, validation, a checkpoint save)."""
+    import os
+
+    real = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapped(*a: object, **k: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == nth:
+            os.kill(os.getpid(), sig)
+        return real(*a, **k)
+
+    monkeypatch.setattr(owner, name, wrapped)
+    return calls

@@ -65,6 +65,9 @@ class SFTConfig(BaseModel):
     max_length: int = Field(512, gt=8, description="tokens per example; longer examples are dropped, never cut silently")
     packing: bool = Field(True, description="pack short examples into rows of max_length (no cross-attention)")
     group_by_length: bool = Field(False, description="without packing, batch examples of similar length (faster, less padding)")
+    reasoning_format: Literal["auto", "plain", "think"] = Field(
+        "auto", description="plain solutions, or <think> steps </think> + final answer; auto: think when the template thinks")
+    chat_template: str | None = Field(None, description="a .jinja file replacing the tokenizer's chat template (null: the model's own)")
     # --- optimisation (seed keys) ---
     batch_size: int = Field(8, gt=0, description="micro-batch per device")
     gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches per optimizer step")
@@ -83,21 +86,33 @@ class SFTConfig(BaseModel):
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     lora_target_modules: str | list[str] = Field("all-linear", description="modules LoRA wraps")
     fp16: bool = Field(False, description="fp16 mixed precision (GPU only; ignored with a warning on CPU)")
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU only; ignored with a warning on CPU)")
+    bf16: bool = Field(False, description="bf16 mixed precision (read as precision: bf16; honoured on CPU too)")
     gradient_checkpointing: bool = Field(False, description="recompute activations to save memory")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
-        "auto", description="auto: bf16 on GPUs that have it, else fp16 with loss scaling; fp32 on CPU")
+        "auto", description="auto: bf16 on GPUs that have it, else fp16 with loss scaling; on CPU bf16 only where "
+                            "a measured bf16 matmul is clearly faster than fp32, else fp32")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="attention kernel; flash_attention_2 needs CUDA and flash-attn (packed rows run varlen)")
+    use_liger: bool = Field(False, description="Liger's Triton kernels for RMSNorm, RoPE and SwiGLU (CUDA only)")
+    compile: bool = Field(False, description="torch.compile each decoder layer (off by default: see docs/PERFORMANCE.md)")
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights via bitsandbytes (CUDA only; needs peft_enable)")
     merge_lora: bool = Field(True, description="write hf_model/ with the LoRA merged into the base on export")
     max_nonfinite_steps: int = Field(5, gt=0, description="stop after this many non-finite steps in a row")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto: cuda if present, else cpu")
+    peak_tflops: float | None = Field(None, gt=0, description="one accelerator's dense bf16 peak in TFLOP/s, for MFU (null: GPU table, measured on CPU)")
     # --- checkpoints and logging ---
     save_steps: int = Field(100, gt=0, description="checkpoint every N optimizer steps (and at the end)")
     save_total_limit: int | None = Field(3, gt=0, description="keep the newest N checkpoints (null: keep all)")
     eval_steps: int = Field(50, gt=0, description="validation loss every N optimizer steps")
     logging_steps: int = Field(10, gt=0, description="log train metrics every N optimizer steps")
     # --- evaluation ---
-    eval_max_new_tokens: int = Field(256, gt=0, description="generation budget when scoring answers")
+    eval_max_new_tokens: int = Field(256, gt=0, description="generation budget for the answer when scoring answers")
+    eval_max_thinking_tokens: int | None = Field(
+        None, ge=0, description="extra budget for thinking with a reasoning template (null: 32768 on GPU, 256 on CPU)")
+    eval_sampling: Literal["greedy", "deepseek"] = Field(
+        "greedy", description="greedy, or DeepSeek's recommended sampling (temperature 0.6, top-p 0.95, mean accuracy)")
+    eval_num_samples: int = Field(4, gt=0, description="samples per prompt with eval_sampling: deepseek (greedy: 1)")
+    eval_num_fewshot: int = Field(0, ge=0, description="GSM8K few-shot examples in lm-evaluation-harness's format (5 as published)")
     eval_batch_size: int = Field(16, gt=0, description="examples per generation / perplexity batch")
     gate_max_perplexity: float = Field(15.0, gt=0, description="quality gate: overall validation perplexity must be below this")
     gate_min_bleu: float = Field(0.7, ge=0, le=1, description="quality gate: BLEU (0-1 scale) must be above this")

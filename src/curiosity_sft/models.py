@@ -171,16 +171,25 @@ def _fresh_config(base: Any, hidden_dim: int, num_layers: int) -> Any:
 
 
 def load_model(name: str, *, hidden_dim: int | None = None, num_layers: int | None = None,
-               dtype: torch.dtype = torch.float32, seed: int = 0) -> PreTrainedModel:
-    """Pretrained weights, or a freshly initialised model of the base's architecture at a new size."""
+               dtype: torch.dtype = torch.float32, seed: int = 0, weights: bool = True,
+               attn_implementation: str | None = None) -> PreTrainedModel:
+    """Pretrained weights, or a freshly initialised model of the base's architecture at a new size.
+
+    ``weights=False`` builds the architecture without reading the weight files, for a caller that
+    fills it otherwise (FSDP ranks built on the meta device receive their shards from rank 0).
+    ``attn_implementation`` (``sdpa``, ``eager``, ``flash_attention_2``; None: transformers' default).
+    """
     src = resolve_model(name)
+    attn = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         if hidden_dim is not None and num_layers is not None:
             base = AutoConfig.from_pretrained(src.path)
             torch.manual_seed(seed)
-            model = AutoModelForCausalLM.from_config(_fresh_config(base, hidden_dim, num_layers), dtype=dtype)
+            model = AutoModelForCausalLM.from_config(_fresh_config(base, hidden_dim, num_layers), dtype=dtype, **attn)
+        elif not weights:
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src.path), dtype=dtype, **attn)
         else:
-            model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(src.path, dtype=dtype, **attn)
     except (OSError, ValueError) as e:
         raise _hub_error(name, e) from None
     return model
@@ -206,7 +215,8 @@ def check_qlora_available(cuda_available: bool | None = None) -> None:
                         fix="pip install 'curiosity-sft[gpu]'")
 
 
-def load_quantized_model(name: str, compute_dtype: torch.dtype, gradient_checkpointing: bool) -> PreTrainedModel:
+def load_quantized_model(name: str, compute_dtype: torch.dtype, gradient_checkpointing: bool,
+                         attn_implementation: str | None = None) -> PreTrainedModel:
     """Load base weights in 4 bit and prepare them for k-bit training (norms in fp32, input grads on)."""
     check_qlora_available()
     from peft import prepare_model_for_kbit_training
@@ -214,7 +224,9 @@ def load_quantized_model(name: str, compute_dtype: torch.dtype, gradient_checkpo
     src = resolve_model(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(src.path, quantization_config=qlora_quantization_config(compute_dtype),
-                                                     dtype=compute_dtype, device_map={"": torch.cuda.current_device()})
+                                                     dtype=compute_dtype, device_map={"": torch.cuda.current_device()},
+                                                     **({"attn_implementation": attn_implementation}
+                                                        if attn_implementation else {}))
     except (OSError, ValueError) as e:
         raise _hub_error(name, e) from None
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,

@@ -3,7 +3,7 @@
 import torch
 
 from curiosity_sft.data.schema import Example, chat
-from curiosity_sft.training.batching import IGNORE, collate, encode_all, encode_example, pack_bins, plan_epoch
+from curiosity_sft.training.batching import IGNORE, collate, encode_all, pack_bins, plan_epoch
 from curiosity_sft.training.loss import sum_token_loss
 
 
@@ -13,8 +13,13 @@ def ex(i, text=None):
     return Example(id=f"c{i}", source="gsm8k", messages=chat(f"What is {i} plus {i}?", f"It is {2 * i}.\n#### {2 * i}"))
 
 
+def encode_one(example, tok):
+    (e,) = encode_all([example], tok, 10_000).kept
+    return e
+
+
 def test_only_assistant_tokens_are_labelled_and_end_of_turn_is_trained(tok):
-    e = encode_example(ex(3), tok)
+    e = encode_one(ex(3), tok)
     trained = tok.decode([t for t, lab in zip(e.input_ids, e.labels, strict=True) if lab != IGNORE])
     untrained = tok.decode([t for t, lab in zip(e.input_ids, e.labels, strict=True) if lab == IGNORE])
     assert trained == "It is 6.\n#### 6<|im_end|>\n"
@@ -27,19 +32,19 @@ def test_only_assistant_tokens_are_labelled_and_end_of_turn_is_trained(tok):
 def test_multi_turn_trains_every_assistant_turn(tok):
     msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
             {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
-    e = encode_example(Example(id="m", source="x", messages=msgs), tok)
+    e = encode_one(Example(id="m", source="x", messages=msgs), tok)
     trained = tok.decode([t for t, lab in zip(e.input_ids, e.labels, strict=True) if lab != IGNORE])
     assert trained == "Hello!<|im_end|>\n4<|im_end|>\n"
 
 
 def test_text_examples_train_every_token_and_end_with_eos(tok):
-    e = encode_example(ex(0, "Once upon a time."), tok)
+    e = encode_one(ex(0, "Once upon a time."), tok)
     assert e.labels == e.input_ids and e.input_ids[-1] == tok.eos_token_id
 
 
 def test_over_length_examples_are_dropped_not_truncated(tok):
-    kept, dropped = encode_all([ex(1), ex(2, "word " * 400)], tok, max_length=64)
-    assert dropped == 1 and len(kept) == 1
+    res = encode_all([ex(1), ex(2, "word " * 400)], tok, max_length=64)
+    assert res.dropped == {"too_long": 1} and len(res.kept) == 1
 
 
 def test_pack_bins_respects_capacity_and_keeps_everything():
@@ -71,7 +76,7 @@ def test_group_by_length_decides_whether_unpacked_batches_mix_lengths():
 
 def test_packed_loss_equals_unpacked_loss(tok, tiny_model):
     """Golden invariant: no token attends across packed examples (block-diagonal mask from positions)."""
-    enc, _ = encode_all([ex(i) for i in range(5)] + [ex(9, "The cat sat on the mat and purred.")], tok, 256)
+    enc = encode_all([ex(i) for i in range(5)] + [ex(9, "The cat sat on the mat and purred.")], tok, 256).kept
     with torch.no_grad():
         single = [sum_token_loss(tiny_model, collate([[e]], tok.pad_token_id)) for e in enc]
         packed = sum_token_loss(tiny_model, collate([enc[:4], enc[4:]], tok.pad_token_id))

@@ -107,6 +107,6 @@ def test_a_difficulty_model_with_another_tokenizer_is_refused(monkeypatch):
 def test_encode_kept_keeps_what_training_keeps_with_its_examples(tok):
     exs = examples() + [Example(id="long", source="books", text="word " * 400)]
     enc, kept = encode_kept(exs, tok, max_length=128)
-    reference, dropped = encode_all(exs, tok, 128)
-    assert [e.input_ids for e in enc] == [e.input_ids for e in reference] and dropped == 1
+    reference = encode_all(exs, tok, 128)
+    assert [e.input_ids for e in enc] == [e.input_ids for e in reference.kept] and reference.n_dropped == 1
     assert [e.id for e in kept] == [e.id for e in exs if e.id != "long"]

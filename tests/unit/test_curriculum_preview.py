@@ -42,8 +42,8 @@ def test_train_says_it_does_not_apply_the_strategy_yet(tmp_path, monkeypatch, ca
 
     import curiosity_sft.training.loop as loop
 
-    monkeypatch.setattr(loop, "train", lambda cfg, out, **kw: SimpleNamespace(steps=0, final_loss=None,
-                                                                               final_eval_loss=None, output_dir=out))
+    monkeypatch.setattr(loop, "train", lambda cfg, out, **kw: SimpleNamespace(
+        steps=0, final_loss=None, final_eval_loss=None, output_dir=out, is_main=True, stopped_by=None))
     assert main(["train", "--output", str(tmp_path / "run"), "--set", "curriculum.strategy=curiosity"]) == 0
     assert "curriculum.strategy=curiosity is not applied by `train` yet" in caplog.text
     caplog.clear()

@@ -10,10 +10,18 @@ import torch
 from test_training_step import micro_batches
 
 from curiosity_sft.errors import UserError
-from curiosity_sft.training.distributed import accumulation_for, my_share
-from curiosity_sft.training.loop import _resume_position, _without_labels
+from curiosity_sft.training.distributed import Parallelism, World, accumulation_for, my_share
+from curiosity_sft.training.loop import _resume_position
 from curiosity_sft.training.loss import sum_token_loss
-from curiosity_sft.training.step import DataParallel, StepRunner
+from curiosity_sft.training.step import StepRunner, TokenLoss
+from curiosity_sft.training.stream import without_labels as _without_labels
+
+
+def two_ranks(model):
+    """The arithmetic of one of two DDP ranks, without a process group (accumulate never communicates)."""
+    par = Parallelism(World(None, 0, 2, torch.device("cpu")))
+    par.prepare(TokenLoss(model), [])
+    return par
 
 
 def grads_of(model, micro, n_tokens, parallel=None):
@@ -28,8 +36,10 @@ def test_two_ranks_averaged_like_ddp_equal_one_process(tok, tiny_model):
     micro = micro_batches(tok)
     n = sum(b.n_trained for b in micro)
     ref_loss, ref = grads_of(copy.deepcopy(tiny_model), micro, n)
-    shares = [grads_of(copy.deepcopy(tiny_model), my_share(micro, r, 2), n, DataParallel(world_size=2))
-              for r in (0, 1)]
+    shares = []
+    for r in (0, 1):
+        model = copy.deepcopy(tiny_model)
+        shares.append(grads_of(model, my_share(micro, r, 2), n, two_ranks(model)))
     # DDP all-reduce averages gradients over ranks; each rank reports its share of the loss
     assert sum(loss for loss, _ in shares) == pytest.approx(ref_loss, rel=1e-6)
     for name, g in ref.items():

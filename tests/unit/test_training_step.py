@@ -10,7 +10,6 @@ import torch
 
 from curiosity_sft.errors import UserError
 from curiosity_sft.training import checkpoint as ckpt_mod
-from curiosity_sft.training import loop as loop_mod
 from curiosity_sft.training import step as step_mod
 from curiosity_sft.training.batching import collate, encode_all
 from curiosity_sft.training.checkpoint import find_checkpoint
@@ -24,7 +23,7 @@ def micro_batches(tok):
 
     exs = [Example(id=f"c{i}", source="gsm8k", messages=chat(f"What is {i} times 3?", f"{i} x 3 = {3 * i}." * (1 + i % 3)))
            for i in range(8)]
-    enc, _ = encode_all(exs, tok, 256)
+    enc = encode_all(exs, tok, 256).kept
     return [collate([[e] for e in enc[k:k + 4]], tok.pad_token_id) for k in (0, 4)]
 
 
@@ -117,15 +116,22 @@ class FakeEngine:
         return self.applied
 
 
+def one_process(forward):
+    from curiosity_sft.training.distributed import Parallelism, World
+
+    par = Parallelism(World(None, 0, 1, torch.device("cpu")))
+    par.module = lambda ids, labels, pos: forward(step_mod.Batch(ids, labels, pos, ()))
+    return par
+
+
 @pytest.mark.parametrize("applied", [True, False])
 def test_deepspeed_steps_accumulate_unscaled_and_step_once(tok, tiny_model, applied):
-    from curiosity_sft.training.step import DataParallel
     from curiosity_sft.training.zero import EngineStepRunner
 
     engine = FakeEngine(tiny_model, applied)
     forward = lambda b: step_mod.sum_token_loss(tiny_model, b)  # noqa: E731
     runner = EngineStepRunner(engine, list(tiny_model.parameters()), torch.device("cpu"), None,
-                              DataParallel(forward=forward))
+                              one_process(forward))
     out = runner.run(micro_batches(tok))
     # our loss is already normalised over the global batch: the engine must not divide it again
     assert engine.calls == [("backward", False), ("backward", False), "step"]
@@ -133,12 +139,11 @@ def test_deepspeed_steps_accumulate_unscaled_and_step_once(tok, tiny_model, appl
 
 
 def test_deepspeed_oom_in_backward_is_a_clear_error(tok, tiny_model):
-    from curiosity_sft.training.step import DataParallel
     from curiosity_sft.training.zero import EngineStepRunner
 
     forward = lambda b: (lambda s, k: (_OOMInBackward.apply(s), k))(*step_mod.sum_token_loss(tiny_model, b))  # noqa: E731
     runner = EngineStepRunner(FakeEngine(tiny_model), list(tiny_model.parameters()), torch.device("cpu"), None,
-                              DataParallel(forward=forward))
+                              one_process(forward))
     with pytest.raises(UserError, match="out of memory in a backward pass under DeepSpeed"):
         runner.run(micro_batches(tok))
 
@@ -168,7 +173,7 @@ def test_same_global_batch_gives_the_same_loss_curve(data, tmp_path, packing):
 
 
 def test_non_finite_steps_are_skipped_then_stop_with_the_checkpoint_intact(data, tmp_path, monkeypatch):
-    real = loop_mod.sum_token_loss
+    real = step_mod.sum_token_loss
     calls = {"n": 0}
 
     def poisoned(model, b):
@@ -176,7 +181,7 @@ def test_non_finite_steps_are_skipped_then_stop_with_the_checkpoint_intact(data,
         s, k = real(model, b)
         return (s * float("nan") if calls["n"] > 4 else s), k  # steps 1-2 fine (2 micro-batches each)
 
-    monkeypatch.setattr(loop_mod, "sum_token_loss", poisoned)
+    monkeypatch.setattr(step_mod, "sum_token_loss", poisoned)
     out = tmp_path / "nan"
     cfg = tiny_config(*data, save_steps=2, max_nonfinite_steps=3, max_steps=10)
     with pytest.raises(UserError, match="3 non-finite steps in a row"):
@@ -200,6 +205,7 @@ def test_a_checkpoint_that_fails_mid_write_is_never_seen(data, tmp_path, monkeyp
     with pytest.raises(OSError):
         train(tiny_config(*data, max_steps=6, val_file=None), out, resume_from="latest", show_progress=False)
     assert find_checkpoint("latest", out).name == "checkpoint-3"
+    assert not list(out.glob(".checkpoint-*.tmp"))  # defect 10: the failed save's folder used to stay
 
 
 @pytest.mark.parametrize("saved, rank, world, expect", [
@@ -208,16 +214,12 @@ def test_a_checkpoint_that_fails_mid_write_is_never_seen(data, tmp_path, monkeyp
     ("dict", 1, 2, 0),  # a checkpoint from before per-process streams
 ])
 def test_each_process_resumes_its_own_rng_stream(tmp_path, saved, rank, world, expect):
-    from curiosity_sft.training.checkpoint import load_checkpoint, rng_state
+    from curiosity_sft.training.checkpoint import TrainingState, _load_rngs, rng_state
 
     streams = []
     for seed in (10, 11):
         torch.manual_seed(seed)
         streams.append(rng_state())
     torch.save(streams if saved == "list" else streams[0], tmp_path / "rng.pt")
-    torch.save({"state": {}, "param_groups": []}, tmp_path / "optimizer.pt")
-    sched = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
-                                              lambda s: 1.0)
-    torch.save(sched.state_dict(), tmp_path / "scheduler.pt")
-    load_checkpoint(tmp_path, sched, rank, world)
-    assert torch.equal(torch.get_rng_state(), streams[expect]["torch"])
+    state = TrainingState(0, {}, 4, 2, 1, 1, {}, {}, {}, rngs=_load_rngs(tmp_path / "rng.pt"))
+    assert torch.equal(state.rng_for(rank, world)["torch"], streams[expect]["torch"])

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from curiosity_sft.chat_template import ChatTemplate
 from curiosity_sft.config import SFTConfig
 from curiosity_sft.curriculum.curiosity import CuriositySampler
 from curiosity_sft.curriculum.data import CurriculumData
@@ -21,6 +22,7 @@ from curiosity_sft.curriculum.samplers import (
     StagesSampler,
     StratifiedSampler,
 )
+from curiosity_sft.data.reasoning import ReasoningFormat
 from curiosity_sft.data.schema import Example
 from curiosity_sft.training.batching import Encoded, encode_all
 
@@ -89,17 +91,13 @@ def curriculum_data(cfg: SFTConfig, encoded: Sequence[Encoded], examples: Sequen
                                         c.mix_weight, c.unrated_difficulty)
 
 
-def encode_kept(examples: Sequence[Example], tok: PreTrainedTokenizerBase,
-                max_length: int) -> tuple[list[Encoded], list[Example]]:
-    """``encode_all``'s kept examples and, aligned with them, the Examples they came from.
+def encode_kept(examples: Sequence[Example], tok: PreTrainedTokenizerBase | ChatTemplate, max_length: int,
+                reasoning_format: ReasoningFormat = "auto") -> tuple[list[Encoded], list[Example]]:
+    """``encode_all``'s kept sequences and, aligned with them, the Example each came from.
 
-    A sampler needs each kept example's source and difficulty, which ``Encoded`` does not carry;
-    encoding one example at a time through ``encode_all`` keeps exactly its rule for what is dropped.
+    A sampler needs each sequence's source and difficulty, which ``Encoded`` does not carry; its
+    ``example_id`` names the example (a conversation may train as several sequences).
     """
-    encoded, kept = [], []
-    for ex in examples:
-        enc, _ = encode_all([ex], tok, max_length)
-        if enc:
-            encoded.append(enc[0])
-            kept.append(ex)
-    return encoded, kept
+    res = encode_all(examples, tok, max_length, reasoning_format)
+    by_id = {e.id: e for e in examples}
+    return res.kept, [by_id[e.example_id] for e in res.kept]

@@ -15,7 +15,7 @@ from curiosity_sft.curriculum.build import build_sampler, curriculum_data, descr
 from curiosity_sft.curriculum.samplers import Sampler
 from curiosity_sft.data.schema import read_examples
 from curiosity_sft.errors import UserError
-from curiosity_sft.models import load_tokenizer
+from curiosity_sft.training.batching import training_template
 
 
 def schedule(sampler: Sampler, windows: int = 10) -> list[dict[str, float | str]]:
@@ -45,8 +45,9 @@ def preview(cfg: SFTConfig, processes: int = 1, show_progress: bool = True) -> s
     if not Path(cfg.train_file).is_file():
         raise UserError("train file not found", where=cfg.train_file,
                         fix="run `curiosity-sft prepare` first or set train_file in the config")
-    tok = load_tokenizer(cfg.model_name)
-    encoded, kept = encode_kept(read_examples(cfg.train_file), tok, cfg.max_length)
+    chat = training_template(cfg.model_name, cfg.chat_template)  # the tokenizer and template training uses
+    tok = chat.tok
+    encoded, kept = encode_kept(read_examples(cfg.train_file), chat, cfg.max_length, cfg.reasoning_format)
     if not kept:
         raise UserError(f"every training example is longer than max_length={cfg.max_length}", where=cfg.train_file,
                         fix="raise max_length")

@@ -15,6 +15,9 @@ sources:
   - name: stories
     paths: [children_books]
     format: books                 # force a format instead of detecting it
+  - name: web
+    paths: [web]                  # a `web ingest` --output (newest complete snapshot) or one snapshot
+    weight: 0.5
 max_length: 1024
 overflow: drop                    # or truncate
 decontaminate: [evals/aime.jsonl]
@@ -33,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from curiosity_sft.config import read_yaml_mapping
 from curiosity_sft.errors import ConfigError
 
-Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic"]
+Format = Literal["gsm8k", "math", "logic", "logic_rl", "books", "generic", "web"]
 
 
 class SourceSpec(BaseModel):
@@ -69,6 +72,9 @@ class DataConfig(BaseModel):
     near_dup_threshold: float = Field(0.9, gt=0, le=1, description="MinHash Jaccard above which two examples are one")
     strip_calculator: bool = Field(True, description="remove GSM8K <<a*b=c>> calculator annotations")
     book_instructions: bool = Field(True, description="also make 'continue the story' chat examples from books")
+    reasoning_format: Literal["auto", "plain", "think"] = Field(
+        "auto", description="GSM8K/MATH/logic replies as plain solutions or <think> steps </think> + final answer "
+                            "(auto: think when `model`'s chat template thinks; docs/DATA.md)")
 
     @field_validator("sources")
     @classmethod

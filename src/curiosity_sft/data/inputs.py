@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from curiosity_sft.data.data_config import DataConfig
-from curiosity_sft.data.sources import is_data_file
+from curiosity_sft.data.sources import is_data_file, web
 from curiosity_sft.errors import DataError
 
 TEST_WORDS = ("test",)
@@ -60,10 +61,11 @@ def _label(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _expand(path: Path, skip: Path | None) -> list[Path]:
+def _expand(path: Path, skip: Path | None, webs: Sequence[Path] = ()) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if is_data_file(p) and (skip is None or skip not in p.resolve().parents))
+    skips = [s.resolve() for s in (skip, *webs) if s is not None]
+    return sorted(p for p in path.rglob("*") if is_data_file(p) and not any(s in p.resolve().parents for s in skips))
 
 
 def _group(files: list[Path], root: Path) -> list[tuple[str, list[Path]]]:
@@ -90,21 +92,28 @@ def find_inputs(input_dir: Path, cfg: DataConfig, skip: Path | None = None) -> l
     root = input_dir if input_dir.is_dir() else input_dir.parent
     inputs: list[Input] = []
     if not cfg.sources:
-        for label, files in _group(_expand(input_dir, skip), root):
+        webs = web.roots_under(input_dir)
+        for label, files in _group(_expand(input_dir, skip, webs), root):
             inputs.append(Input(label, files))
+        inputs += [Input(_label(w, root) + "/", [w], "web") for w in webs]
     for spec in cfg.sources:
         for raw in spec.paths:
             path = Path(raw) if Path(raw).is_absolute() else root / raw
             if not path.exists():
                 raise DataError(f"source `{spec.name}`: path not found", where=path,
                                 fix="paths in a data config are relative to --input")
-            for label, files in _group(_expand(path, skip), root):
+            if web.is_web_folder(path):  # a web-ingest output or snapshot is one input, read as a whole
+                inputs.append(Input(_label(path, root) + "/", [path], spec.format or "web", spec.name, spec.split))
+                continue
+            webs = web.roots_under(path)
+            for label, files in _group(_expand(path, skip, webs), root):
                 inputs.append(Input(label, files, spec.format, spec.name, spec.split))
+            inputs += [Input(_label(w, root) + "/", [w], "web", spec.name, spec.split) for w in webs]
     if not inputs:
         raise DataError("no data files found (.jsonl, .json, .parquet, .txt, MATH .tar.gz)", where=input_dir,
                         fix="point --input at a folder with GSM8K/MATH/logic JSONL or book .txt files")
     for inp in inputs:
-        inp.sha256 = sha256_files(inp.files, root)
+        inp.sha256 = web.sha256(inp.files[0]) if inp.format == "web" else sha256_files(inp.files, root)
         if inp.split == "auto" and is_test_path(PurePath(inp.label.rstrip("/") + ("/x" if inp.label.endswith("/") else ""))):
             inp.split = "test"
     return inputs

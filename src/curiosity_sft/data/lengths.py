@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from curiosity_sft.chat_template import ChatTemplate, TemplateMismatch
 from curiosity_sft.data.schema import Example
 
 CHARS_PER_TOKEN = 4
@@ -22,6 +23,7 @@ class LengthCounter:
 
     def __init__(self, tokenizer: Any | None) -> None:
         self.tok = tokenizer
+        self.chat = ChatTemplate(tokenizer) if tokenizer is not None else None
         self.unit = "tokens" if tokenizer is not None else "chars/4"
 
     def texts(self, texts: list[str]) -> list[int]:
@@ -32,9 +34,12 @@ class LengthCounter:
     def render(self, ex: Example) -> str:
         if ex.messages is None:
             return ex.text or ""
-        if self.tok is None:
+        if self.chat is None:
             return "\n".join(m["content"] for m in ex.messages)
-        return self.tok.apply_chat_template(ex.messages, tokenize=False)
+        try:  # the text training renders, reasoning kept (the R1 template alone would cut it)
+            return self.chat.full_text(ex.messages)
+        except TemplateMismatch:  # training drops it and says why (`inspect` shows it); estimate meanwhile
+            return "\n".join(m["content"] for m in ex.messages)
 
     def examples(self, examples: Sequence[Example]) -> list[int]:
         lengths = self.texts([self.render(e) for e in examples])

@@ -36,6 +36,7 @@ from curiosity_sft.data.filters import (
 from curiosity_sft.data.inputs import Input, find_inputs
 from curiosity_sft.data.lengths import LengthCounter, percentiles, truncate
 from curiosity_sft.data.mixing import cap, mix, shares
+from curiosity_sft.data.reasoning import format_examples, resolve_format
 from curiosity_sft.data.records import BadRecords, OnError
 from curiosity_sft.data.schema import Example, write_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, is_archive, read_source
@@ -230,6 +231,9 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
 
     with Progress(disable=not show_progress, transient=True) as progress:
         train_pool, test, input_rows = read_inputs(inputs, opts, bad, progress)
+        thinks = counter.chat is not None and bool(counter.tok.chat_template) and counter.chat.behaviour.thinks
+        reasoning = resolve_format(cfg.reasoning_format, thinks)
+        train_pool, written = format_examples(train_pool, reasoning)  # test splits stay as published
         if not train_pool:
             raise DataError("no training examples found (only test splits?)", where=inp)
         index, eval_rows = eval_index(test if cfg.decontaminate_test_splits else [], cfg.decontaminate, cfg.ngram,
@@ -274,6 +278,7 @@ def prepare(input_dir: str | Path, output_dir: str | Path, val_ratio: float = 0.
         "length": {"unit": counter.unit, "max_length": cfg.max_length, "overflow": cfg.overflow,
                    "test_over_max_length": sum(n > cfg.max_length for n in f.test_len),
                    **{name: _by_source(splits[name], split_len[name]) for name in splits}},
+        "reasoning_format": {"asked": cfg.reasoning_format, "used": reasoning, "examples": dict(sorted(written.items()))},
         "mixing": {"weights": weights, "before": shares(train, train_len), "after": shares(mixed, mixed_len)},
         "skipped_records": dict(sorted(bad.skipped.items())),
     }

@@ -31,7 +31,7 @@ class Example:
 
     id: str
     source: str
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, str]] | None = None  # role, content (+ reasoning_content)
     text: str | None = None
     answer: str | None = None
     difficulty: float | None = None
@@ -92,7 +92,10 @@ def _validate_messages(messages: Any, where: str, line: int) -> list[dict[str, s
                             where=where, line=line)
     if not any(m["role"] == "assistant" for m in messages):
         raise DataError("`messages` has no assistant turn to train on", where=where, line=line)
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    # `reasoning_content` (the Hugging Face field for a reply's reasoning) travels with its message.
+    return [{"role": m["role"], "content": m["content"],
+             **({"reasoning_content": m["reasoning_content"]} if isinstance(m.get("reasoning_content"), str) else {})}
+            for m in messages]
 
 
 def example_from_dict(d: Any, where: str = "<memory>", line: int = 0) -> Example:

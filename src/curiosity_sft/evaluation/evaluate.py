@@ -18,14 +18,16 @@ from typing import Any
 
 import torch
 
+from curiosity_sft.chat_template import apply_override
 from curiosity_sft.config import SFTConfig
 from curiosity_sft.data.records import BadRecords
 from curiosity_sft.data.schema import Example, iter_jsonl, read_examples, write_jsonl
 from curiosity_sft.data.sources import detect_format, read_source
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
+from curiosity_sft.evaluation.fewshot import assign_shots, default_pool, read_pool
 from curiosity_sft.evaluation.gates import check_gates
-from curiosity_sft.evaluation.generate import generate, generate_vllm, vllm_available
+from curiosity_sft.evaluation.generate import GenerationSettings, generate, generate_vllm, vllm_available
 from curiosity_sft.evaluation.perplexity import perplexity
 from curiosity_sft.evaluation.report import write_reports
 from curiosity_sft.evaluation.scorers import strip_think
@@ -81,11 +83,16 @@ def evaluate(model_spec: str, data: str | Path, output: str | Path | None = None
              accuracy_limit: int | None = None, max_new_tokens: int = 256, batch_size: int = 16,
              max_length: int = 1024, show_progress: bool = True, model_bundle: Any = None,
              tasks: tuple[str, ...] = TASKS, config: SFTConfig | None = None,
-             compare: str | Path | None = None) -> dict[str, Any]:
+             compare: str | Path | None = None, fewshot_file: str | Path | None = None) -> dict[str, Any]:
     """Evaluate one model; ``compare`` is another evaluation's ``results.json`` (e.g. the base model)."""
     cfg = config or SFTConfig()
     model, tok, desc = model_bundle or load_for_inference(model_spec)
-    examples = subset(load_eval_data(data), limit)
+    apply_override(tok, cfg.chat_template)
+    every = load_eval_data(data)
+    shots = (assign_shots(every, read_pool(fewshot_file or default_pool(data)), cfg.eval_num_fewshot)
+             if cfg.eval_num_fewshot else {})
+    settings = GenerationSettings.from_config(cfg, next(model.parameters()).device, max_new_tokens)
+    examples = subset(every, limit)
     results: dict[str, Any] = {
         "model": desc, "model_spec": str(model_spec), "model_sha256": model_fingerprint(model),
         "data": str(data), "data_sha256": hashlib.sha256(Path(data).read_bytes()).hexdigest(),
@@ -102,15 +109,16 @@ def evaluate(model_spec: str, data: str | Path, output: str | Path | None = None
     if to_generate:
         hf = hf_folder(model_spec)
         if hf is not None and vllm_available():
-            gens, speed = generate_vllm(hf, tok, to_generate, max_new_tokens)
+            gens, speed = generate_vllm(hf, tok, to_generate, settings=settings, shots=shots)
         else:
-            gens, speed = generate(model, tok, to_generate, max_new_tokens, batch_size, show_progress)
-        results["generation"] = speed
-        samples = [_sample(g.example, g.prompt, g.output, g.new_tokens) for g in gens]
+            gens, speed = generate(model, tok, to_generate, batch_size=batch_size, show_progress=show_progress,
+                                   settings=settings, shots=shots)
+        results["generation"] = {**speed, "num_fewshot": cfg.eval_num_fewshot}
+        samples = [_sample(g.example, g.prompt, g.output, g.new_tokens, g.sample, g.thinking_cut) for g in gens]
         if "bleu" in tasks:
             results["bleu"] = _bleu(samples)
         if "accuracy" in tasks:
-            results["accuracy"] = accuracy_table([s for s in samples if s["correct"] is not None])
+            results["accuracy"] = accuracy_table([s for s in samples if s["correct"] is not None], speed["budget"])
     gates = check_gates(results, cfg.gate_max_perplexity, cfg.gate_min_bleu, cfg.gate_min_gsm8k_accuracy)
     results["gates"] = [g.to_dict() for g in gates]
     if output is not None:
@@ -122,10 +130,12 @@ def evaluate(model_spec: str, data: str | Path, output: str | Path | None = None
     return results
 
 
-def _sample(ex: Example, prompt: str, output: str, new_tokens: int) -> dict[str, Any]:
+def _sample(ex: Example, prompt: str, output: str, new_tokens: int, sample: int = 0,
+            thinking_cut: bool = False) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": ex.id, "source": ex.source, "prompt": prompt, "output": output,
                            "extracted": None, "reference": ex.answer, "correct": None,
-                           "reference_response": ex.reference, "new_tokens": new_tokens}
+                           "reference_response": ex.reference, "new_tokens": new_tokens, "sample": sample,
+                           "thinking_cut": thinking_cut}
     if is_scorable(ex):
         scores = score_example(ex, output)
         rec["extracted"], rec["correct"] = scores["accuracy"].extracted, scores["accuracy"].correct
@@ -143,9 +153,10 @@ def _bleu(samples: list[dict[str, Any]]) -> dict[str, Any]:
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in samples:
         by[s["source"]].append(s)
-    out = {src: bleu_chrf([strip_think(s["output"]) for s in ss], [s["reference_response"] for s in ss])
+    out = {src: bleu_chrf([strip_think(s["output"]) for s in ss], [strip_think(s["reference_response"]) for s in ss])
            for src, ss in sorted(by.items())}
-    out["overall"] = bleu_chrf([strip_think(s["output"]) for s in samples], [s["reference_response"] for s in samples])
+    out["overall"] = bleu_chrf([strip_think(s["output"]) for s in samples],
+                               [strip_think(s["reference_response"]) for s in samples])
     return out
 
 
@@ -153,14 +164,21 @@ def _acc(rows: list[dict[str, Any]], key: str = "correct") -> dict[str, Any]:
     return {"accuracy": sum(bool(r[key]) for r in rows) / len(rows), "n": len(rows)}
 
 
-def accuracy_table(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per source, with GSM8K strict/flexible, MATH by level and subject, logic by puzzle type."""
+def accuracy_table(samples: list[dict[str, Any]], budget: int | None = None) -> dict[str, Any]:
+    """Per source, with GSM8K strict/flexible, MATH by level and subject, logic by puzzle type.
+
+    With several samples per prompt every sample is a row, so the accuracy is their mean. Replies
+    whose thinking was cut by the budget are counted apart (``thinking_cut``): no answer, not a
+    wrong one (still not correct, so the accuracy stays comparable with published figures).
+    """
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in samples:
         by[s["source"]].append(s)
     out: dict[str, Any] = {}
     for src, rows in sorted(by.items()):
         entry = _acc(rows)
+        if any(r.get("thinking_cut") for r in rows):
+            entry["thinking_cut"] = {"n": sum(bool(r.get("thinking_cut")) for r in rows), "at_tokens": budget}
         if any("strict_correct" in r for r in rows):
             entry["strict"] = _acc([r for r in rows if "strict_correct" in r], "strict_correct")
             entry["flexible"] = _acc(rows)

@@ -28,12 +28,14 @@ def perplexity(model: torch.nn.Module, tok, examples: Sequence[Example], max_len
     by_source: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         by_source[ex.source].append(ex)
-    skipped = 0
+    skipped = other = 0
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("perplexity", total=len(examples))
         for source, exs in sorted(by_source.items()):
-            enc, dropped = encode_all(exs, tok, max_length)
-            skipped += dropped
+            encoding = encode_all(exs, tok, max_length)
+            enc = encoding.kept
+            skipped += encoding.dropped["too_long"]
+            other += encoding.n_dropped - encoding.dropped["too_long"]
             plan = plan_epoch([len(e.input_ids) for e in enc], list(range(len(enc))), batch_size, False, max_length)
             for b in batches(enc, plan, tok.pad_token_id):
                 s, n = sum_token_loss(model, b.to(device))
@@ -47,5 +49,5 @@ def perplexity(model: torch.nn.Module, tok, examples: Sequence[Example], max_len
     total_n = sum(counts.values())
     loss = sum(sums.values()) / max(total_n, 1)
     out["overall"] = {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": total_n,
-                      "skipped_over_max_length": skipped}
+                      "skipped_over_max_length": skipped, "skipped_template_mismatch_or_empty": other}
     return out

@@ -114,6 +114,10 @@ def metric_rows(results: dict[str, Any], baseline: dict[str, Any] | None) -> lis
     for src, entry in results.get("accuracy", {}).items():
         rows.append((f"accuracy {src} (n={entry['n']})", fmt(results, "accuracy", src, "accuracy"),
                      fmt(baseline, "accuracy", src, "accuracy")))
+        if "thinking_cut" in entry:
+            cut = entry["thinking_cut"]
+            rows.append((f"no answer {src}: thinking cut at {cut['at_tokens']} tokens", str(cut["n"]),
+                         fmt(baseline, "accuracy", src, "thinking_cut", "n")))
         if "strict" in entry:
             rows.append((f"accuracy {src} strict (####)", fmt(results, "accuracy", src, "strict", "accuracy"),
                          fmt(baseline, "accuracy", src, "strict", "accuracy")))
@@ -138,6 +142,8 @@ def pick_samples(samples: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 
 def _verdict(s: dict[str, Any]) -> str:
+    if s.get("thinking_cut"):
+        return f"no answer: thinking cut at {s['new_tokens']} tokens"
     return {True: "correct", False: "wrong", None: "not scored"}[s["correct"]]
 
 

@@ -54,6 +54,7 @@ def _child(p: Probe) -> dict[str, float]:
     from curiosity_sft.models import apply_lora, load_model
     from curiosity_sft.training.batching import Batch
     from curiosity_sft.training.loss import sum_token_loss
+    from curiosity_sft.training.optimizer import build_adamw
 
     model = load_model(MODEL, hidden_dim=p.hidden_dim, num_layers=p.num_layers)
     if p.checkpointing:
@@ -64,7 +65,7 @@ def _child(p: Probe) -> dict[str, float]:
         model = apply_lora(model, 16, 32, 0.05, "all-linear")
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, foreach=True)
+    opt = build_adamw(params, 1e-5, 0.0)  # the engine's optimizer (fused)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (p.micro_batch, p.seq_len), generator=g)
     half = p.seq_len // 2  # two examples per row, as packing lays them out

@@ -1,10 +1,12 @@
 """Peak training memory from the architecture alone, and the fastest setting that fits a GPU.
 
 The estimate follows what this engine does (training/precision.py): on CUDA, bf16 autocast with
-fp32 master weights for a full fine-tune, a bf16 (LoRA) or NF4 (QLoRA) frozen base, fused AdamW;
-on CPU, fp32 everywhere and foreach AdamW. Activations are counted tensor by tensor for one
-decoder block of the Llama/Qwen shape (norms, RoPE, SDPA, SwiGLU, LoRA dropout copies), the
-vocabulary head only at trained positions (training/loss.py). The constants were checked against
+fp32 master weights for a full fine-tune, a bf16 (LoRA) or NF4 (QLoRA) frozen base; on CPU, fp32
+everywhere (the planner's CPU mode checks its constants; a CPU run may train in bf16 where that
+measured faster); fused AdamW on both (training/optimizer.py). Activations are counted tensor by
+tensor for one decoder block of the Llama/Qwen shape (norms, RoPE, SDPA, SwiGLU, LoRA dropout
+copies); the vocabulary head costs one chunk of logits and the hidden-state gradient of the
+trained positions (training/loss.py), not all their logits. The constants were checked against
 measured peaks on CPU (``python -m curiosity_sft.planning.measure``); on GPU they are an estimate
 with headroom, not a measurement.
 """
@@ -16,6 +18,7 @@ from typing import Literal
 
 from curiosity_sft.errors import UserError
 from curiosity_sft.planning.architectures import Architecture
+from curiosity_sft.training.loss import chunk_rows
 
 Method = Literal["full", "lora", "qlora"]
 GIB = float(1 << 30)
@@ -104,11 +107,11 @@ def estimate(arch: Architecture, s: Setting, seq_len: int, *, cuda: bool = True,
     else:
         blocks = tokens * arch.num_hidden_layers * per_block
     trained = tokens * trained_fraction
-    head = trained * arch.vocab_size * (14.0 if cuda else 12.0)  # logits, fp32 log-softmax, its gradient
+    head = head_bytes(arch, trained, s.method == "full", cuda)
     edges = tokens * 4.0 * 3 * arch.hidden_size  # embedding output and final norm
     mask = 0 if cuda else s.micro_batch * seq_len * seq_len  # packed rows: a bool block-diagonal mask
     activations = int(blocks + head + edges + mask)
-    step_temporaries = 0 if cuda else 4 * n_train  # foreach AdamW's intermediate copy; fused AdamW has none
+    step_temporaries = 0  # fused AdamW (training/optimizer.py) updates in place, without foreach's copies
     fixed = 2 * linear if s.method == "full" and cuda else 0  # autocast's cached bf16 copies of fp32 weights
     if s.method == "qlora":
         fixed += 2 * max(a * b for a, b in arch.linear_shapes())  # one layer dequantized at a time
@@ -118,6 +121,25 @@ def estimate(arch: Architecture, s: Setting, seq_len: int, *, cuda: bool = True,
              "transients": transients, "first_gradients": first_gradients}
     temporaries = fixed + max(transients + first_gradients, step_temporaries)
     return Estimate(weights, gradients, optimizer, activations, temporaries, CUDA_CONTEXT if cuda else 0, parts)
+
+
+def head_bytes(arch: Architecture, trained: float, trains_head: bool, cuda: bool) -> float:
+    """What the vocabulary head adds at the end of the forward pass (training/loss.py's chunked head).
+
+    One chunk of logits and its temporaries (fp32 logits and torch.logsumexp's two temporaries; on
+    CUDA the bf16 matmul output and the bf16 gradient tile fit in the same 12 bytes), plus the
+    fp32 gradient of the trained positions' hidden states, which the head computes in forward,
+    and on CUDA the head weight's bf16 copy. The head's weight gradient (a full fine-tune) is counted as ``first_gradients``. All the
+    trained positions' logits, log-softmax and gradient (12-14 bytes x positions x vocabulary,
+    4.4 GiB for one 2048-token Qwen row) are never held at once.
+    """
+    rows = min(trained, chunk_rows(arch.vocab_size, arch.hidden_size if trains_head else None))
+    weight_copy = 2.0 * arch.vocab_size * arch.hidden_size if cuda else 0.0  # the head weight cast to bf16
+    # bytes per chunk element: fp32 logits and torch.logsumexp's temporaries; a frozen head on CPU
+    # measured 8 (planning/measure.py's LoRA probes), a trained one 12 (its first weight-gradient
+    # product is allocated while the chunk is alive)
+    per = 12.0 if cuda or trains_head else 8.0
+    return rows * arch.vocab_size * per + trained * arch.hidden_size * 4.0 + weight_copy
 
 
 METHOD_ORDER: tuple[Method, ...] = ("full", "lora", "qlora")

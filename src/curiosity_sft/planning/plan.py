@@ -11,8 +11,10 @@ def config_method(cfg: SFTConfig) -> Method:
     return "qlora" if cfg.load_in_4bit else "lora" if cfg.peft_enable else "full"
 
 
-def plan_report(cfg: SFTConfig, gpu_bytes: int) -> str:
-    """A markdown report: the config's own setting, what each method needs, and the proposal."""
+def plan_report(cfg: SFTConfig, gpu_bytes: int, launcher: str | None = None, num_processes: int | None = None) -> str:
+    """A markdown report: the config's own setting, what each method needs, the proposal, and the
+    pre-flight checks ``curiosity-sft train`` would run for this config under ``launcher`` (an
+    accelerate config file) on a GPU of ``gpu_bytes``."""
     arch = architecture_for(cfg.model_name, cfg.hidden_dim, cfg.num_layers)
     method = config_method(cfg)
     lines = [f"model: {arch.name} ({arch.params / 1e9:.2f}B parameters; {arch.source or 'config.json'})",
@@ -41,7 +43,21 @@ def plan_report(cfg: SFTConfig, gpu_bytes: int) -> str:
                      f"--set gradient_checkpointing={str(s.checkpointing).lower()}"
                      + {"full": " --set peft_enable=false", "lora": " --set peft_enable=true",
                         "qlora": " --set peft_enable=true --set load_in_4bit=true"}[s.method])
+    lines += ["", *preflight_section(cfg, gpu_bytes, launcher, num_processes)]
     return "\n".join(lines)
+
+
+def preflight_section(cfg: SFTConfig, gpu_bytes: int, launcher: str | None, num_processes: int | None) -> list[str]:
+    """The checks `train` runs before loading anything, for this config on such a GPU (assumed to have bf16)."""
+    from curiosity_sft.training.distributed import Launch
+    from curiosity_sft.training.preflight import Hardware, launcher_env, preflight
+
+    env = launcher_env(launcher, num_processes) if launcher else {"WORLD_SIZE": str(num_processes or 1)}
+    hw = Hardware("cuda", "a GPU", gpu_bytes, bf16=True)
+    report = preflight(cfg, Launch.from_env(env), hw, env=env if launcher else None)
+    where = f"under {launcher}" if launcher else "on one process"
+    return [f"pre-flight checks ({where}, {gpu_bytes / GIB:.0f} GiB GPU with bf16; `train` runs the same checks "
+            "before loading weights):", "", report.table()]
 
 
 def distill_table(global_batch: int = 32, seq_len: int = 2048, cards: tuple[int, ...] = (24, 48, 80)) -> str:

@@ -1,98 +1,170 @@
 """Tokenize Examples with the model's chat template, mask labels, pack, collate.
 
-Labels follow TRL's conventions: for chat examples only the assistant turns are trained (their
-end-of-turn token included, so the model learns to stop); for ``text`` examples every token is,
-plus EOS. Masking is decided by character spans of the rendered template, not by token ids,
-so a pad token equal to EOS can never hide the EOS the model must learn.
+Labels follow TRL's conventions: for chat examples only the assistant turns are trained, their
+end-of-turn token included, so the model learns to stop; for ``text`` examples every token is,
+plus EOS. Which text of a chat is trained is the chat template's business
+(``curiosity_sft.chat_template``): exactly what the model must write after the template's own
+generation prompt, reasoning included, every assistant turn of a conversation. Here the pieces it
+returns are tokenized one by one, so the prompt is tokenized as ``evaluate`` tokenizes it, no token
+straddles a prompt/reply boundary, and a pad token equal to EOS can never hide the EOS to learn.
+
+An example is dropped, never truncated, for one of three reasons, counted apart and logged:
+``too_long`` (a sequence over ``max_length``), ``nothing_to_train`` (no trained token) and
+``template_mismatch`` (the template renders the prompt differently once the reply is added, or
+drops the reply).
 """
 
 from __future__ import annotations
 
+import logging
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from curiosity_sft.data.schema import Example
+from curiosity_sft.chat_template import ChatTemplate, Piece, TemplateMismatch, setup_chat_template
+from curiosity_sft.data.reasoning import ReasoningFormat, Resolved, format_example, resolve_format
+from curiosity_sft.data.schema import Example, read_examples
+from curiosity_sft.errors import UserError
+from curiosity_sft.models import load_tokenizer
+
+log = logging.getLogger(__name__)
 
 IGNORE = -100
+DROP_REASONS = {"too_long": "longer than max_length", "nothing_to_train": "with nothing to train",
+                "template_mismatch": "that the chat template cannot train (template mismatch)"}
 
 
 @dataclass
 class Encoded:
-    """One tokenized example; ``labels`` is ``IGNORE`` where no loss is taken."""
+    """One tokenized sequence; ``labels`` is ``IGNORE`` where no loss is taken.
+
+    A conversation is one sequence, or one per turn where the template re-renders earlier turns
+    (``ChatTemplate.pieces``); ``example_id`` ties a sequence to its example.
+    """
 
     input_ids: list[int]
     labels: list[int]
     source: str = ""
+    example_id: str = ""
 
     @property
     def n_trained(self) -> int:
         return sum(1 for x in self.labels if x != IGNORE)
 
 
-def _common_prefix_len(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+@dataclass
+class Encoding:
+    """What ``encode_all`` kept and why it dropped the rest."""
+
+    kept: list[Encoded]
+    examples: int
+    reasoning_format: Resolved
+    dropped: Counter[str] = field(default_factory=Counter)
+    drops: dict[str, tuple[str, str]] = field(default_factory=dict)  # example id -> (reason, detail)
+    formats: Counter[str] = field(default_factory=Counter)  # how each example was written (data.reasoning)
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def drop_summary(self, max_length: int) -> str:
+        """``2 longer than max_length=512 (never truncated), 1 ... (template mismatch: turn 3: ...)``."""
+        parts = []
+        for reason, n in sorted(self.dropped.items()):
+            detail = next((d for r, d in self.drops.values() if r == reason and d), "")
+            what = DROP_REASONS[reason].replace("max_length", f"max_length={max_length} (never truncated)")
+            parts.append(f"{n} {what}" + (f" (first: {detail})" if detail and reason != "too_long" else ""))
+        return ", ".join(parts)
 
 
-def assistant_spans(messages: list[dict[str, str]], tok: PreTrainedTokenizerBase) -> tuple[str, list[tuple[int, int]]]:
-    """Render the chat and return the character spans of every assistant turn's trained text.
-
-    A span starts after the generation prompt (``<|im_start|>assistant\\n``) and ends after the
-    template's end-of-turn marker. Templates that rewrite earlier turns (e.g. dropping old
-    ``<think>`` blocks) are handled by taking the common prefix of the renders.
-    """
-    full = tok.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        before = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True) if i else ""
-        upto = tok.apply_chat_template(messages[: i + 1], tokenize=False)
-        start = _common_prefix_len(before, full)
-        end = _common_prefix_len(upto, full)
-        if end > start:
-            spans.append((start, end))
-    return full, spans
+def as_chat_template(tok: PreTrainedTokenizerBase | ChatTemplate) -> ChatTemplate:
+    return tok if isinstance(tok, ChatTemplate) else ChatTemplate(tok)
 
 
-def encode_example(ex: Example, tok: PreTrainedTokenizerBase) -> Encoded:
-    """Tokenize one example with its loss mask (no truncation: length policy is the caller's)."""
-    if ex.text is not None:
-        ids = tok(ex.text, add_special_tokens=False)["input_ids"]
-        if tok.bos_token_id is not None and getattr(tok, "add_bos_token", False):
-            ids = [tok.bos_token_id] + ids
-        ids = ids + [tok.eos_token_id]
-        return Encoded(ids, list(ids), ex.source)
-    assert ex.messages is not None
-    text, spans = assistant_spans(ex.messages, tok)
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = enc["input_ids"]
-    labels = [IGNORE] * len(ids)
-    for j, (a, b) in enumerate(enc["offset_mapping"]):
-        if b > a and any(s <= a and b <= e for s, e in spans):
-            labels[j] = ids[j]
-        elif b > a and any(a < e and s < b for s, e in spans):
-            labels[j] = ids[j]  # a token straddling a span boundary still carries assistant text
-    return Encoded(ids, labels, ex.source)
+def _tokenize(tok: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """One batch call of the fast tokenizer (one call per piece would be far slower on 25k examples)."""
+    return list(tok(texts, add_special_tokens=False)["input_ids"]) if texts else []
 
 
-def encode_all(examples: Sequence[Example], tok: PreTrainedTokenizerBase, max_length: int) -> tuple[list[Encoded], int]:
-    """Encode and drop (never truncate) examples over ``max_length``; returns (kept, dropped)."""
-    kept, dropped = [], 0
+def encode_all(examples: Sequence[Example], tok: PreTrainedTokenizerBase | ChatTemplate, max_length: int,
+               reasoning_format: ReasoningFormat = "auto") -> Encoding:
+    """Write each example in its reasoning format, render it, tokenize it, and drop (never truncate)
+    what cannot be trained, with the reason."""
+    chat = as_chat_template(tok)
+    tok = chat.tok
+    has_chat = any(ex.messages is not None for ex in examples)
+    fmt = resolve_format(reasoning_format, chat.behaviour.thinks if has_chat else False)
+    res = Encoding([], len(examples), fmt)
+    plans: list[tuple[Example, list[list[Piece]]]] = []
     for ex in examples:
-        e = encode_example(ex, tok)
-        if len(e.input_ids) > max_length or e.n_trained == 0:
-            dropped += 1
+        ex, how = format_example(ex, fmt)
+        res.formats[how] += 1
+        if ex.text is not None:
+            plans.append((ex, [[(ex.text, True)]]))
             continue
-        kept.append(e)
-    return kept, dropped
+        assert ex.messages is not None
+        try:
+            plans.append((ex, chat.pieces(ex.messages)))
+        except TemplateMismatch as e:
+            res.dropped["template_mismatch"] += 1
+            res.drops[ex.id] = ("template_mismatch", str(e))
+    flat = [text for _, seqs in plans for seq in seqs for text, _ in seq]
+    ids_iter = iter(_tokenize(tok, flat))
+    bos = tok.bos_token_id if tok.bos_token_id is not None and getattr(tok, "add_bos_token", False) else None
+    for ex, seqs in plans:
+        encoded = []
+        for seq in seqs:
+            ids: list[int] = []
+            labels: list[int] = []
+            for _, trained in seq:
+                piece = next(ids_iter)
+                ids += piece
+                labels += piece if trained else [IGNORE] * len(piece)
+            if ex.text is not None:
+                ids = ([bos] if bos is not None else []) + ids + [tok.eos_token_id]
+                labels = list(ids)
+            encoded.append(Encoded(ids, labels, ex.source, ex.id))
+        reason = ("too_long" if any(len(e.input_ids) > max_length for e in encoded) else
+                  "nothing_to_train" if not any(e.n_trained for e in encoded) else None)
+        if reason is not None:
+            res.dropped[reason] += 1
+            res.drops[ex.id] = (reason, f"{max(len(e.input_ids) for e in encoded)} tokens" if reason == "too_long" else "")
+            continue
+        res.kept += [e for e in encoded if e.n_trained]
+    return res
+
+
+def training_template(model_name: str, override: str | Path | None) -> ChatTemplate:
+    """The tokenizer and its chat template as training uses them (override applied, round trip checked)."""
+    return setup_chat_template(load_tokenizer(model_name), override)
+
+
+def encode_file(path: str | Path, chat: ChatTemplate, max_length: int, reasoning_format: ReasoningFormat,
+                what: str) -> Encoding:
+    """Read and encode one prepared split for training, logging what was dropped and why."""
+    res = encode_all(read_examples(path), chat, max_length, reasoning_format)
+    shown = {k: v for k, v in sorted(res.formats.items()) if k != "text"}
+    if shown:
+        log.info("%s: reasoning_format %s -> %s: %s", path, reasoning_format, res.reasoning_format,
+                 ", ".join(f"{k} {v}" for k, v in shown.items()))
+    if res.formats.get("think_no_steps"):
+        log.warning("%s: %d examples have no worked steps in the data (logic puzzles): their think block is empty",
+                    path, res.formats["think_no_steps"])
+    if res.n_dropped:
+        log.warning("%s: dropped %d of %d examples: %s", path, res.n_dropped, res.examples, res.drop_summary(max_length))
+    if not res.kept:
+        raise UserError(f"no {what} example can be trained: {res.drop_summary(max_length)}", where=path,
+                        fix="raise max_length" if res.dropped.get("too_long") else
+                            "check the chat template with `curiosity-sft inspect`")
+    if len(res.kept) != res.examples - res.n_dropped:
+        log.info("%s: %d sequences from %d examples (the template re-renders earlier turns, so each such turn is "
+                 "trained after its own history)", path, len(res.kept), res.examples - res.n_dropped)
+    return res
 
 
 @dataclass

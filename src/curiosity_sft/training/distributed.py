@@ -1,22 +1,28 @@
-"""One process or many: the launcher's world, read through accelerate, and how weights meet.
+"""One process or many: what the launcher asked for, the world it started, and the one object that
+decides how the model's forward passes, gradients and state meet across processes.
 
 ``accelerate launch`` and ``torchrun`` both start N copies of the same command with RANK /
 WORLD_SIZE set; ``Accelerator()`` reads them and sets up the process group (gloo on CPU, nccl on
 GPU). A single process never creates an Accelerator, so the one-process path is plain PyTorch.
 
-Replicated training (DDP) goes through ``accelerator.prepare_model``. Sharded training (FSDP2,
-asked for by an accelerate FSDP config or ``ACCELERATE_USE_FSDP=true``) applies PyTorch's
-``fully_shard`` directly, the same FSDP2 that accelerate itself calls, because accelerate only
-enables FSDP on GPUs while ``fully_shard`` also runs over gloo: that way the path users run on
-8 GPUs is the one the CPU tests exercise. DeepSpeed ZeRO-2/3 (an accelerate DeepSpeed config)
-is driven through its engine (``zero.py``). Checkpoints are always whole, index-keyed
-``torch.optim`` states, gathered from the shards, so N processes resume on M.
+The launcher's wishes are read once into a ``Launch`` record (a pure function of the
+environment, so ``curiosity-sft plan`` can show what a launcher config would do without
+launching), and a run builds exactly one ``Parallelism`` object from it:
+
+- ``Parallelism`` itself: one process, the model as it is;
+- ``DDP``: replicas through ``accelerator.prepare_model``;
+- ``FSDP2`` (``fsdp.py``): PyTorch's ``fully_shard`` applied directly;
+- ``ZeRO`` (``zero.py``): a DeepSpeed engine.
+
+The object owns the forward pass, skipping the gradient sync between accumulation micro-batches,
+gathering whole weights and optimizer states for a checkpoint (so N processes resume on M),
+and what happens on an out-of-memory error. The training loop never asks which one it has.
 
 Data parallelism without a distributed sampler: every rank walks the same deterministic plan of
 micro-batches and takes every ``world``-th one of each optimizer step. Each rank therefore knows
 the trained-token count of the whole global batch without communicating, each example is seen
 once per epoch across ranks, and the data position in a checkpoint is a position in that one
-shared plan, so a run saved on N processes resumes on M.
+shared plan.
 """
 
 from __future__ import annotations
@@ -25,15 +31,19 @@ import contextlib
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from curiosity_sft.errors import UserError
+from curiosity_sft.training.batching import Batch
 from curiosity_sft.training.checkpoint import trainable_state
+
+if TYPE_CHECKING:
+    from curiosity_sft.training.step import StepRunner
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +51,54 @@ T = TypeVar("T")
 # Tokenization can take minutes on rank 0 while the others wait in a broadcast: the default
 # 10-minute collective timeout must not kill the job.
 PROCESS_GROUP_TIMEOUT = timedelta(hours=2)
+
+
+def _flag(env: Mapping[str, str], key: str, default: bool = False) -> bool:
+    return env.get(key, str(default)).strip().lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class FsdpSettings:
+    """The FSDP keys of an accelerate config that change what the loop does (accelerate exports them
+    as FSDP_* variables). ``fsdp_auto_wrap_policy`` needs none: every decoder layer is a unit."""
+
+    reshard_after_forward: bool = True
+    cpu_ram_efficient_loading: bool = False
+    activation_checkpointing: bool = False
+    offload_params: bool = False
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the launcher asked for: how many processes and which way of meeting."""
+
+    world_size: int = 1
+    kind: str = "single"  # "single" | "ddp" | "fsdp" | "deepspeed"
+    fsdp: FsdpSettings = field(default_factory=FsdpSettings)
+    fsdp_on_one_process: bool = False  # asked for, but there is nothing to shard
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Launch:
+        env = os.environ if env is None else env
+        size = int(env.get("WORLD_SIZE", "1"))
+        fsdp = _flag(env, "ACCELERATE_USE_FSDP")
+        settings = FsdpSettings(
+            reshard_after_forward=_flag(env, "FSDP_RESHARD_AFTER_FORWARD", True),
+            cpu_ram_efficient_loading=_flag(env, "FSDP_CPU_RAM_EFFICIENT_LOADING"),
+            activation_checkpointing=_flag(env, "FSDP_ACTIVATION_CHECKPOINTING"),
+            offload_params=_flag(env, "FSDP_OFFLOAD_PARAMS"))
+        if fsdp and size > 1:
+            kind = "fsdp"
+        elif _flag(env, "ACCELERATE_USE_DEEPSPEED"):
+            kind = "deepspeed"  # also on one process: ZeRO-Offload on a single GPU
+        else:
+            kind = "ddp" if size > 1 else "single"
+        return cls(size, kind, settings if kind == "fsdp" else FsdpSettings(), fsdp and size == 1)
+
+    @property
+    def shards_parameters(self) -> bool:
+        """FSDP2 and ZeRO-3 split the weights themselves (ZeRO-2 only gradients and optimizer states)."""
+        return self.kind == "fsdp"
 
 
 @dataclass
@@ -67,6 +125,10 @@ class World:
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
         return float(self.accelerator.reduce(t, "sum")[0])
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when it is true on any: how ranks agree to stop at the same step."""
+        return self.sum(1.0 if flag else 0.0) > 0 if self.size > 1 else flag
+
     def gather(self, value: T) -> list[T]:
         """Every process's ``value``, in rank order, on every process (a collective)."""
         if self.size == 1:
@@ -76,14 +138,40 @@ class World:
         return gather_object([value])
 
     def from_main(self, make: Callable[[], T]) -> T:
-        """Run ``make`` on rank 0 only and give every rank its result (tokenize once, not N times)."""
+        """Run ``make`` on rank 0 only and give every rank its result (tokenize once, not N times).
+
+        A ``UserError`` on rank 0 is raised on every rank: the others would otherwise wait in the
+        broadcast for a result that never comes.
+        """
         if self.size == 1:
             return make()
         from accelerate.utils import broadcast_object_list
 
-        box = [make() if self.is_main else None]
+        box: list[Any] = [None]
+        if self.is_main:
+            try:
+                box = [("ok", make())]
+            except UserError as e:
+                box = [("error", e.one_line())]
         broadcast_object_list(box, from_process=0)
-        return box[0]  # type: ignore[return-value]
+        kind, value = box[0]
+        if kind == "error":
+            raise UserError(value)
+        return value  # type: ignore[no-any-return]
+
+    def agree(self, check: Callable[[], None]) -> None:
+        """Run ``check`` on every rank; if it raises a ``UserError`` on any, raise it on all (the
+        lowest rank's), so no rank goes on to wait in a collective the others never join."""
+        error = None
+        try:
+            check()
+        except UserError as e:
+            if self.size == 1:
+                raise
+            error = e.one_line()
+        errors = [e for e in self.gather(error) if e is not None]
+        if errors:
+            raise UserError(errors[0])
 
     def no_sync(self, model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
         """Skip the gradient all-reduce for an accumulation micro-batch that is not the step's last."""
@@ -103,9 +191,6 @@ def make_world(device: torch.device) -> World:
 
         raise UserError("the launcher config asks for DeepSpeed, which is not installed", fix=INSTALL_FIX)
     if launched_world_size() == 1:
-        if fsdp_requested():
-            log.warning("FSDP on one process has nothing to shard: training unsharded (to offload to CPU RAM on "
-                        "one GPU, launch with configs/accelerate/deepspeed_zero3_offload.yaml)")
         return World(None, 0, 1, device)  # DeepSpeed on one process (ZeRO-Offload) needs no Accelerator either
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs
@@ -138,92 +223,125 @@ def accumulation_for(global_batch: int, batch_size: int, world_size: int) -> int
     return global_batch // per_step
 
 
-def fsdp_requested() -> bool:
-    """``accelerate launch`` with an FSDP config exports this; torchrun users set it by hand."""
-    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
-
-
 def deepspeed_requested() -> bool:
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    return _flag(os.environ, "ACCELERATE_USE_DEEPSPEED")
 
 
-class ReplicatedState:
-    """Whole weights and optimizer state on every process (one process, or DDP replicas)."""
+def _processes(n: int) -> str:
+    return f"{n} process" if n == 1 else f"{n} processes"
 
-    collective = False  # rank 0 alone can read the state
 
-    def gather(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+class Parallelism:
+    """One process, the model as it is; the base of every launcher's way of meeting.
+
+    Built once per run. ``prepare`` wraps or shards the loss module before the optimizer exists,
+    ``attach`` sees the optimizer (ZeRO builds its engine there); then the step runner calls
+    ``forward``, ``no_sync``, ``sum`` and ``out_of_memory``, and checkpoints call
+    ``gather_state`` / ``restore_optimizer``.
+    """
+
+    name = "none"
+    collective = False  # True when gathering or restoring state needs every rank
+    loads_on_meta = False  # True when this rank builds the model without weights (they come from rank 0)
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.module: Any = None
+
+    @property
+    def world_size(self) -> int:
+        return self.world.size
+
+    def describe(self) -> str:
+        if self.world.size == 1 and self.name == "none":
+            return "none (1 process)"
+        return f"{self.name} over {_processes(self.world.size)}"
+
+    def prepare(self, objective: torch.nn.Module, layers: Sequence[torch.nn.Module]) -> None:
+        """Wrap or shard ``objective`` (the model with the loss as its forward); ``layers`` are the
+        decoder layers, for launchers that shard layer by layer."""
+        self.module = objective
+
+    def attach(self, optimizer: torch.optim.Optimizer, filler: Batch) -> None:
+        """Called once the optimizer exists; ``filler`` is a batch that trains nothing."""
+
+    def forward(self, b: Batch) -> tuple[torch.Tensor, int]:
+        return self.module(b.input_ids, b.labels, b.position_ids)  # type: ignore[no-any-return]
+
+    def no_sync(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def sum(self, value: float) -> float:
+        return self.world.sum(value)
+
+    def any(self, flag: bool) -> bool:
+        return self.world.any(flag)
+
+    def out_of_memory(self, rows: int) -> None:
+        """A CUDA out-of-memory error in this process's forward or backward: return to let the step
+        split its micro-batches and go on, or raise.
+
+        One process splits. Several cannot: the error leaves this process between two collectives
+        of a forward or backward that the others are already inside, so there is no point at which
+        they could all agree to split together; the run stops with the fix instead, and the last
+        checkpoint is intact.
+        """
+        if self.world.size > 1:
+            raise UserError(f"CUDA out of memory on process {self.world.rank} of {self.world.size} ({self.name}) at a "
+                            f"micro-batch of {rows} rows: several processes cannot split a step together",
+                            fix="halve batch_size and double gradient_accumulation_steps (the same global batch) or "
+                                "enable gradient_checkpointing (`curiosity-sft plan` estimates what fits), then "
+                                "resume with --resume_from_checkpoint latest: the last checkpoint is intact")
+
+    def gather_state(self, model: torch.nn.Module,
+                     optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Whole trainable weights and ``torch.optim``-form optimizer state on rank 0 (others: empty).
+
+        Replicas are identical after every step, so rank 0's copy is the whole state."""
+        if not self.world.is_main:
+            return {}, {}
         return trainable_state(model), optimizer.state_dict()
 
-    def restore(self, optimizer: torch.optim.Optimizer, optimizer_state: dict[str, Any]) -> None:
-        optimizer.load_state_dict(optimizer_state)
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        optimizer.load_state_dict(state)
+
+    def optimizer_order(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+        """Parameter names in the order of the index keys of ``gather_state``'s optimizer state."""
+        from curiosity_sft.training.optimizer import optimizer_names
+
+        return optimizer_names(model, optimizer)
+
+    def step_runner(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    params: list[torch.nn.Parameter], amp: torch.dtype | None, scaler: Any,
+                    max_grad_norm: float) -> StepRunner:
+        from curiosity_sft.training.step import StepRunner
+
+        return StepRunner(model, optimizer, params, self.world.device, amp, scaler, max_grad_norm, parallel=self)
 
 
-class ShardedState:
-    """FSDP2 shards gathered to whole tensors on save; optimizer states split again on load.
+class DDP(Parallelism):
+    """Replicas: ``accelerator.prepare_model`` wraps the loss module in DistributedDataParallel."""
 
-    ``torch.distributed.checkpoint.state_dict`` does the gathering and keys optimizer states by
-    parameter name; we convert to and from ``torch.optim``'s index keys (the order of the
-    trainable parameters, the same with or without sharding) so the files match the replicated
-    ones. Weights need no restore here: they are loaded into the model before ``fully_shard``
-    splits it. Every rank must call both methods: they are collectives.
-    """
+    name = "DDP"
 
-    collective = True  # every rank joins gather and restore
-    PREFIX = "model."  # TokenLoss holds the model as ``.model``
+    def prepare(self, objective: torch.nn.Module, layers: Sequence[torch.nn.Module]) -> None:
+        self.module = self.world.accelerator.prepare_model(objective)
 
-    def __init__(self, objective: torch.nn.Module, names: list[str]) -> None:
-        self.objective, self.names = objective, names
-
-    def gather(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_model_state_dict,
-            get_optimizer_state_dict,
-        )
-
-        opts = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
-        full = get_model_state_dict(self.objective, options=opts)
-        osd = get_optimizer_state_dict(self.objective, optimizer, options=opts)
-        if not full:  # ranks other than 0 receive nothing with cpu_offload
-            return {}, {}
-        index = {self.PREFIX + n: i for i, n in enumerate(self.names)}
-        weights = {n: full[self.PREFIX + n].contiguous() for n in self.names}
-        state = {index[k]: v for k, v in osd["state"].items()}
-        groups = [{**g, "params": [index[k] for k in g["params"]]} for g in osd["param_groups"]]
-        return weights, {"state": state, "param_groups": groups}
-
-    def restore(self, optimizer: torch.optim.Optimizer, optimizer_state: dict[str, Any]) -> None:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-        fqn = [self.PREFIX + n for n in self.names]
-        osd = {"state": {fqn[int(i)]: v for i, v in optimizer_state["state"].items()},
-               "param_groups": [{**g, "params": [fqn[int(i)] for i in g["params"]]}
-                                for g in optimizer_state["param_groups"]]}
-        opts = StateDictOptions(full_state_dict=True, strict=False)
-        set_optimizer_state_dict(self.objective, optimizer, osd, options=opts)
+    def no_sync(self) -> contextlib.AbstractContextManager[Any]:
+        return self.world.no_sync(self.module)  # type: ignore[no-any-return]
 
 
-def shard(objective: torch.nn.Module, layers: Sequence[torch.nn.Module], device: torch.device) -> None:
-    """FSDP2 full shard: each decoder layer is a unit (gathered only while it runs), the rest is the root.
+def make_parallelism(launch: Launch, world: World, deepspeed_config: dict[str, Any] | None = None) -> Parallelism:
+    """The one parallelism object of a run, from what the launcher asked for."""
+    if launch.kind == "deepspeed":
+        from curiosity_sft.training.zero import ZeRO
 
-    ``FSDP_OFFLOAD_PARAMS=true`` (accelerate's ``fsdp_offload_params``) keeps the shards and the
-    optimizer step in CPU RAM; on a CPU-only run everything is there already.
-    """
-    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+        assert deepspeed_config is not None
+        return ZeRO(world, deepspeed_config)
+    if launch.kind == "fsdp":
+        from curiosity_sft.training.fsdp import FSDP2
 
-    offload = os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true" and device.type != "cpu"
-    policy = CPUOffloadPolicy() if offload else OffloadPolicy()
-    for layer in layers:
-        fully_shard(layer, offload_policy=policy)
-    fully_shard(objective, offload_policy=policy)
-
-
-@contextlib.contextmanager
-def fsdp_no_sync(objective: Any) -> Any:
-    """FSDP2's counterpart of DDP's ``no_sync``: keep unreduced gradients across accumulation."""
-    objective.set_requires_gradient_sync(False)
-    try:
-        yield
-    finally:
-        objective.set_requires_gradient_sync(True)
+        return FSDP2(world, launch.fsdp)
+    if launch.kind == "ddp":
+        return DDP(world)
+    return Parallelism(world)

@@ -57,13 +57,31 @@ def export_run(out_dir: Path, model: torch.nn.Module, tok: PreTrainedTokenizerBa
         publish_dir(tmp, out_dir / "adapter")
         if not cfg.merge_lora:
             return
-        merged = model.merge_and_unload()  # changes `model` in place: export is the last thing a run does
+        if cfg.load_in_4bit:
+            merged = merge_into_bf16_base(model, cfg, out_dir)
+        else:
+            merged = model.merge_and_unload()  # changes `model` in place: export is the last thing a run does
     else:
         merged = model
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".hf_model."))
     merged.save_pretrained(str(tmp))
     tok.save_pretrained(str(tmp))
     publish_dir(tmp, out_dir / "hf_model")
+
+
+def merge_into_bf16_base(model: torch.nn.Module, cfg: SFTConfig, where: Path) -> torch.nn.Module:
+    """QLoRA's adapters merged into a bf16 reload of the base, on the CPU.
+
+    Merging into the NF4 base (``merge_and_unload`` on the trained model) would round every merged
+    weight back to 4 bits and write a quantized folder: the adapters' update would be mostly lost
+    and ``hf_model/`` would not be the model that was trained. The base is reloaded whole in bf16
+    (its training dtype), the trained adapters are set into it, and the merge happens there.
+    """
+    base = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, seed=cfg.seed,
+                      dtype=torch.bfloat16)
+    lora = apply_lora(base, cfg.lora_r, cfg.lora_alpha, 0.0, cfg.lora_target_modules)
+    load_trainable_state(lora, trainable_state(model), where)
+    return lora.merge_and_unload()
 
 
 def _config_from_payload(payload: dict[str, Any], where: Path) -> SFTConfig:

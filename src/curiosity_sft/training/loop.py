@@ -1,21 +1,26 @@
-"""The training loop: plain PyTorch you can step through.
+"""The training recipe: ``setup()`` builds everything, ``fit()`` is the loop, readable top to bottom.
 
 We own the loop rather than use ``transformers.Trainer`` because exact resume (data position and
 every RNG), loss normalised over the tokens of the whole optimizer step, packing without
-cross-attention and skipping the vocabulary head on untrained positions all need control of the
-step. Models, LoRA, schedules and TensorBoard come from their libraries.
+cross-attention, skipping the vocabulary head on untrained positions and stopping on a signal at
+a step boundary all need control of the step. Models, LoRA, schedules and TensorBoard come from
+their libraries; how processes meet is one ``Parallelism`` object (distributed.py), so the loop
+has no branch on the launcher.
+
+Order of a run: pre-flight checks (config + launcher + hardware, nothing loaded), the output
+folder checked and locked, data tokenized and fingerprinted, the folder marked as this run's,
+weights loaded, the parallelism object wraps them, the optimizer, schedule and stream are built,
+a checkpoint's training state is put back whole, then ``fit`` runs until the last step or a
+signal.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,61 +29,49 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import get_scheduler
 
+from curiosity_sft.chat_template import ChatTemplate
 from curiosity_sft.config import SFTConfig, save_config
-from curiosity_sft.data.schema import read_examples
 from curiosity_sft.errors import UserError
-from curiosity_sft.io import atomic_write_json
 from curiosity_sft.models import (
     apply_lora,
     count_parameters,
     load_model,
     load_quantized_model,
-    load_tokenizer,
 )
-from curiosity_sft.training.batching import (
-    IGNORE,
-    Batch,
-    Encoded,
-    Plan,
-    batches,
-    encode_all,
-    epoch_order,
-    plan_epoch,
-)
+from curiosity_sft.training.batching import Encoded, encode_file, training_template
 from curiosity_sft.training.checkpoint import (
-    RunLock,
+    TrainingState,
     find_checkpoint,
-    load_checkpoint,
     load_trainable_state,
-    load_weights,
     rng_state,
-    save_checkpoint,
+    set_rng_state,
 )
 from curiosity_sft.training.distributed import (
-    ReplicatedState,
-    ShardedState,
+    Launch,
     World,
     accumulation_for,
-    deepspeed_requested,
-    fsdp_no_sync,
-    fsdp_requested,
+    make_parallelism,
     make_world,
-    my_share,
-    shard,
 )
 from curiosity_sft.training.export import export_run
-from curiosity_sft.training.loss import backbone_and_head, sum_token_loss
-from curiosity_sft.training.precision import autocast_dtype, pick_device, weight_dtype
-from curiosity_sft.training.step import DataParallel, StepRunner
-from curiosity_sft.training.telemetry import MetricsSink, memory_metrics, model_flops, peak_flops
-from curiosity_sft.training.zero import (
-    EngineState,
-    EngineStepRunner,
-    engine_config,
-    launcher_config,
-    offloads_optimizer,
-    start_engine,
+from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
+from curiosity_sft.training.kernels import apply_liger, compile_layers
+from curiosity_sft.training.loss import backbone_and_head
+from curiosity_sft.training.optimizer import build_optimizer, optimizer_name, regroup
+from curiosity_sft.training.precision import PrecisionChoice, choose_precision, pick_device, weight_dtype
+from curiosity_sft.training.preflight import Hardware, preflight
+from curiosity_sft.training.run_folder import RunFolder, run_record
+from curiosity_sft.training.signals import StopSignals
+from curiosity_sft.training.step import TokenLoss
+from curiosity_sft.training.stream import ShuffledSampler, StepStream, total_steps
+from curiosity_sft.training.telemetry import (
+    MetricsSink,
+    MetricsWindow,
+    memory_metrics,
+    model_flops,
+    peak_flops,
 )
+from curiosity_sft.training.validation import validation_loss
 
 log = logging.getLogger(__name__)
 
@@ -93,191 +86,103 @@ class TrainResult:
     steps: int
     final_loss: float | None
     final_eval_loss: float | None
-
-
-@dataclass
-class Step:
-    """This process's micro-batches of one optimizer step, and the token counts of the whole step."""
-
-    micro: list[Batch]
-    n_real: int
-    n_trained: int
-
-
-class StepStream:
-    """Each optimizer step's micro-batches, across epochs, from a resumable position.
-
-    The plan is made in units of the *global* batch (``global_batch`` rows: micro-batch x
-    accumulation x processes) and only then cut into micro-batches, so the tokens of every
-    optimizer step, and hence the loss curve, do not depend on how the global batch is split into
-    micro-batch x accumulation x processes. The position is (epoch, step index in that epoch).
-    Process ``rank`` of ``size`` collates only its own share; the step's token counts come from
-    per-example counts, so no process collates another's rows.
-    """
-
-    def __init__(self, encoded: list[Encoded], cfg: SFTConfig, pad_id: int, epoch: int = 0, index: int = 0,
-                 global_batch: int | None = None, rank: int = 0, size: int = 1) -> None:
-        self.encoded, self.cfg, self.pad_id = encoded, cfg, pad_id
-        self.global_batch = global_batch or cfg.global_batch_size
-        self.rank, self.size = rank, size
-        self.lengths = [len(e.input_ids) for e in encoded]
-        # What an example adds to Batch.n_trained once collated: its first label is never a target.
-        self.trained = [sum(1 for x in e.labels[1:] if x != IGNORE) for e in encoded]
-        self.epoch, self.index = epoch, index
-        self._plan = self._plan_for(epoch)
-
-    def _plan_for(self, epoch: int) -> Plan:
-        order = epoch_order(len(self.encoded), self.cfg.seed, epoch)
-        return plan_epoch(self.lengths, order, self.global_batch, self.cfg.packing, self.cfg.max_length,
-                          seed=self.cfg.seed + epoch, group_by_length=self.cfg.group_by_length)
-
-    @property
-    def per_epoch(self) -> int:
-        return len(self._plan)
-
-    def position(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def __iter__(self) -> Iterator[Step]:
-        mb = self.cfg.batch_size
-        while True:
-            if self.index >= len(self._plan):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._plan = self._plan_for(self.epoch)
-            rows = self._plan[self.index]
-            self.index += 1
-            groups = [rows[i:i + mb] for i in range(0, len(rows), mb)]
-            micro = list(batches(self.encoded, my_share(groups, self.rank, self.size), self.pad_id))
-            if not micro:  # a short final step with fewer micro-batches than processes
-                micro = [_without_labels(next(batches(self.encoded, groups[:1], self.pad_id)))]
-            examples = [i for row in rows for i in row]
-            yield Step(micro, sum(self.lengths[i] for i in examples), sum(self.trained[i] for i in examples))
-
-
-LossFn = Callable[[Batch], tuple[torch.Tensor, int]]
-
-
-@torch.no_grad()
-def validation_loss(model: torch.nn.Module, encoded: list[Encoded], cfg: SFTConfig, pad_id: int,
-                    device: torch.device, world: World | None = None, loss_fn: LossFn | None = None) -> float:
-    """Mean loss per trained token over the validation set, each process taking its share of batches.
-
-    Every process runs the same number of forward passes (padding with batches that score
-    nothing), because a sharded forward is a collective.
-    """
-    loss_fn = loss_fn or (lambda b: sum_token_loss(model, b))
-    was_training = model.training
-    model.eval()
-    plan = plan_epoch([len(e.input_ids) for e in encoded], list(range(len(encoded))), cfg.eval_batch_size,
-                      False, cfg.max_length)
-    rank, size = (world.rank, world.size) if world is not None else (0, 1)
-    mine = list(batches(encoded, my_share(plan, rank, size), pad_id))
-    if len(mine) < -(-len(plan) // size):  # fewer batches than another process: pad so forwards pair up
-        mine.append(_without_labels(next(batches(encoded, plan[:1], pad_id))))
-    total, n = 0.0, 0
-    for b in mine:
-        s, k = loss_fn(b.to(device))
-        total, n = total + float(s), n + k
-    model.train(was_training)
-    if world is not None:
-        total, n = world.sum(total), int(world.sum(n))
-    return total / max(n, 1)
-
-
-class TokenLoss(torch.nn.Module):
-    """The model with the SFT loss as its forward, so a DDP wrapper sees (and syncs) every forward."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
-        return sum_token_loss(self.model, Batch(input_ids, labels, position_ids, ()))
-
-
-def _without_labels(b: Batch) -> Batch:
-    """A micro-batch that trains nothing: a process with no share of a short final step runs it,
-    so that it still joins the step's gradient all-reduce."""
-    return Batch(b.input_ids, torch.full_like(b.labels, IGNORE), b.position_ids, b.row_real)
-
-
-def _load_split(path: str | None, tok: Any, cfg: SFTConfig, what: str) -> list[Encoded]:
-    if path is None:
-        return []
-    if not Path(path).is_file():
-        raise UserError(f"{what} file not found", where=path,
-                        fix="run `curiosity-sft prepare` first or set train_file/val_file in the config")
-    encoded, dropped = encode_all(read_examples(path), tok, cfg.max_length)
-    if dropped:
-        log.warning("%s: dropped %d examples longer than max_length=%d (never truncated)", path, dropped, cfg.max_length)
-    if not encoded:
-        raise UserError(f"every {what} example is longer than max_length={cfg.max_length}", where=path,
-                        fix="raise max_length")
-    return encoded
-
-
-def _check_output(out: Path, resume: str | None, overwrite: bool) -> None:
-    manifest = out / "manifest.json"
-    if resume is None and manifest.is_file() and not overwrite:
-        raise UserError("this folder holds a finished run", where=out,
-                        fix="choose another --output, resume with --resume_from_checkpoint, or pass --overwrite")
+    stopped_by: str | None = None  # the signal that stopped the run at a step boundary
+    checkpoint: Path | None = None  # the checkpoint it stopped with
+    is_main: bool = True
 
 
 def train(cfg: SFTConfig, output_dir: str | Path, resume_from: str | None = None, overwrite: bool = False,
-          show_progress: bool = True, keep_global_batch: bool = False) -> TrainResult:
+          show_progress: bool = True, keep_global_batch: bool = False, force_resume: bool = False) -> TrainResult:
     """Fine-tune ``cfg.model_name`` on ``cfg.train_file`` into ``output_dir``.
 
     Launched by ``torchrun``/``accelerate launch``, every process runs this; only rank 0 writes.
     ``keep_global_batch`` rescales accumulation on resume so the checkpoint's global batch holds
-    on a different number of processes.
+    on a different number of processes; ``force_resume`` resumes even though the data plan changed.
     """
     out = Path(output_dir)
-    _check_output(out, resume_from, overwrite)
     world = make_world(pick_device(cfg))
-    with RunLock(out) if world.is_main else contextlib.nullcontext():
-        result = _train_locked(cfg, out, resume_from, show_progress and world.is_main, world, keep_global_batch)
+    launch = Launch.from_env()
+    with StopSignals() as signals:
+        folder = RunFolder(out, resume=resume_from is not None, overwrite=overwrite,
+                           inputs=[p for p in (cfg.train_file, cfg.val_file) if p]) if world.is_main else None
+        hardware = Hardware.detect(cfg)
+        # One precision for every rank, measured once (a CPU's matmul probe) on rank 0, not once per process.
+        precision = world.from_main(lambda: choose_precision(cfg, world.device, bf16_supported=hardware.bf16
+                                                             if hardware.device == "cuda" else None))
+        checks = preflight(cfg, launch, hardware, precision=precision)
+
+        def check() -> None:
+            checks.raise_first_failure()
+            if folder is not None:
+                folder.check()
+
+        world.agree(check)  # every rank stops here, in seconds, if any rank would fail
+        for warning in checks.warnings():
+            log.warning("%s", warning)
+        with folder if folder is not None else contextlib.nullcontext():
+            recipe = Recipe(cfg, out, world, launch, precision, checks.deepspeed_config, folder, signals)
+            recipe.setup(resume_from, keep_global_batch, force_resume)
+            result = recipe.fit(show_progress and world.is_main)
     world.barrier()
     return result
 
 
-def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None) -> torch.nn.Module:
-    """Fresh, pretrained or 4-bit base, with gradient checkpointing and LoRA as configured."""
+def build_model(cfg: SFTConfig, device: torch.device, amp: torch.dtype | None, *, on_meta: bool = False,
+                to_device: bool = True) -> torch.nn.Module:
+    """Fresh, pretrained or 4-bit base, with gradient checkpointing and LoRA as configured.
+
+    ``on_meta`` builds the architecture without reading weights (FSDP ranks that receive their
+    shards from rank 0); ``to_device=False`` leaves it in CPU RAM for a wrapper that moves only
+    its shards.
+    """
     if cfg.load_in_4bit:
-        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing)
+        model = load_quantized_model(cfg.model_name, amp or torch.bfloat16, cfg.gradient_checkpointing,
+                                     attn_implementation=cfg.attn_implementation)
     else:
-        model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, seed=cfg.seed,
-                           dtype=weight_dtype(cfg, amp))
+        with torch.device("meta") if on_meta else contextlib.nullcontext():
+            model = load_model(cfg.model_name, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers,
+                               seed=cfg.seed, dtype=weight_dtype(cfg, amp), weights=not on_meta,
+                               attn_implementation=cfg.attn_implementation)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if cfg.peft_enable:
                 model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need grads
+    if cfg.use_liger:
+        apply_liger(model)
     if cfg.peft_enable:
-        model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    if not cfg.load_in_4bit:
+        with torch.device("meta") if on_meta else contextlib.nullcontext():
+            model = apply_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    if not cfg.load_in_4bit and to_device and not on_meta:
         model.to(device)
+    if cfg.compile:
+        log.info("torch.compile: %d decoder layers", compile_layers(backbone_and_head(model)[0]))
     model.train()
     return model
 
 
-def _progress(show: bool) -> Progress:
-    return Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    disable=not show, transient=False)
-
-
-def _parallelism(states: Any, engine: Any) -> str:
-    if engine is not None:
-        return f"DeepSpeed ZeRO-{engine.zero_optimization_stage()}"
-    return "FSDP2 full shard" if states.collective else "DDP"
+def with_launcher_settings(cfg: SFTConfig, launch: Launch) -> SFTConfig:
+    """The launcher config's training settings folded into the config that is saved with the run:
+    ``fsdp_activation_checkpointing`` is gradient checkpointing (recomputing each decoder layer)."""
+    if launch.fsdp.activation_checkpointing and not cfg.gradient_checkpointing:
+        log.info("fsdp_activation_checkpointing from the launcher config: gradient checkpointing on")
+        return cfg.model_copy(update={"gradient_checkpointing": True})
+    return cfg
 
 
 def _processes(n: int) -> str:
     return f"{n} process" if n == 1 else f"{n} processes"
 
 
-def _resume_batch(cfg: SFTConfig, state: dict[str, Any], world: World, keep: bool) -> SFTConfig:
+def _load_split(path: str | None, chat: ChatTemplate, cfg: SFTConfig, what: str) -> list[Encoded]:
+    """One prepared split rendered by the training template (the pre-flight checks found the file)."""
+    if path is None:
+        return []
+    return encode_file(path, chat, cfg.max_length, cfg.reasoning_format, what).kept
+
+
+def _resume_batch(cfg: SFTConfig, state: TrainingState, world: World, keep: bool) -> SFTConfig:
     """The config to continue with when the checkpoint was written by a different number of processes."""
-    saved = state.get("global_batch", cfg.global_batch_size)
+    saved = state.global_batch or cfg.global_batch_size
     if keep and saved != cfg.global_batch_size * world.size:
         accum = accumulation_for(saved, cfg.batch_size, world.size)
         log.info("--keep-global-batch: accumulation %d -> %d to keep the global batch of %d on %s",
@@ -294,234 +199,239 @@ def _resume_position(state: dict[str, Any], global_batch: int) -> dict[str, int]
     at all in that epoch, which the warning says.
     """
     pos = dict(state["position"])
-    saved = state.get("global_batch", global_batch)
+    saved = state.get("global_batch") or global_batch
     if saved != global_batch:
         pos["index"] = pos["index"] * saved // global_batch
         log.warning("the checkpoint's global batch was %d, now %d: the rest of epoch %d is re-planned and some of "
-                     "its examples may be repeated or skipped (pass --keep-global-batch to keep it exact)",
-                     saved, global_batch, pos["epoch"])
+                    "its examples may be repeated or skipped (pass --keep-global-batch to keep it exact)",
+                    saved, global_batch, pos["epoch"])
     return pos
 
 
-def _train_locked(cfg: SFTConfig, out: Path, resume_from: str | None, show_progress: bool, world: World,
-                  keep_global_batch: bool) -> TrainResult:
-    torch.manual_seed(cfg.seed)
-    device = world.device
-    amp = autocast_dtype(cfg, device)
-    ckpt: Path | None = None
-    state: dict[str, Any] = {}
-    if resume_from is not None:
-        ckpt = find_checkpoint(resume_from, out)
-        state = json.loads((ckpt / "trainer_state.json").read_text())
-        cfg = _resume_batch(cfg, state, world, keep_global_batch)
-    tok = load_tokenizer(cfg.model_name)
-    # Tokenize once on rank 0 and broadcast, not once per process.
-    train_enc, val_enc = world.from_main(lambda: (_load_split(cfg.train_file, tok, cfg, "train"),
-                                                  _load_split(cfg.val_file, tok, cfg, "validation")))
+class Recipe:
+    """One run: ``setup`` then ``fit``. Rank 0 alone holds ``folder`` and writes."""
 
-    model = build_model(cfg, device, amp)
-    trainable, total = count_parameters(model)
-    log.info("model %s: %s trainable of %s parameters (%s, %s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
-             "QLoRA" if cfg.load_in_4bit else "LoRA" if cfg.peft_enable else "full", amp or torch.float32)
+    def __init__(self, cfg: SFTConfig, out: Path, world: World, launch: Launch, precision: PrecisionChoice,
+                 deepspeed_config: dict[str, Any] | None, folder: RunFolder | None, signals: StopSignals) -> None:
+        self.cfg, self.out, self.world, self.launch = cfg, out, world, launch
+        self.precision, self.amp = precision, precision.dtype
+        self.deepspeed_config, self.folder, self.signals = deepspeed_config, folder, signals
+        self.device = world.device
 
-    base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
-    if ckpt is not None:  # whole weights go into the plain model, before any wrapper splits it
-        load_trainable_state(model, load_weights(ckpt), ckpt)
+    # ---------------------------------------------------------------- setup
+    def setup(self, resume_from: str | None, keep_global_batch: bool, force_resume: bool) -> None:
+        """Everything ``fit`` needs, in the order a run meets it: the checkpoint's record, the data,
+        the folder marked as this run's, the weights, the parallelism object around them, the
+        optimizer, stream, schedule and step runner, and last the record put back."""
+        torch.manual_seed(self.cfg.seed)
+        state = self._read_checkpoint(resume_from, keep_global_batch)
+        cfg, world = self.cfg, self.world
+        log.info("precision: %s", self.precision.describe())
+        # The template is probed and its round trip checked before any weights load.
+        self.chat = training_template(cfg.model_name, cfg.chat_template)
+        self.tok = self.chat.tok
+        # Tokenize and fingerprint once on rank 0 and broadcast, not once per process.
+        self.train_enc, self.val_enc, self.fingerprint = world.from_main(self._read_data)
+        if state is not None:
+            world.agree(lambda: check_fingerprint(state.fingerprint, self.fingerprint, self.ckpt, force_resume))
+        cfg = self.cfg = with_launcher_settings(cfg, self.launch)
+        if self.folder is not None:
+            self.folder.start(cfg.model_dump())
+            save_config(cfg, self.out / "config.yaml")
 
-    objective = TokenLoss(model)
-    forward: Any = objective
-    states: ReplicatedState | ShardedState | EngineState = ReplicatedState()
-    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
-    fsdp = world.size > 1 and fsdp_requested()
-    zero = deepspeed_requested() and not fsdp  # also on one process: ZeRO-Offload on a single GPU
-    if fsdp:
-        shard(objective, backbone_and_head(model)[0].layers, device)
-        states = ShardedState(objective, [n for n, p in model.named_parameters() if p.requires_grad])
-        no_sync = lambda: fsdp_no_sync(objective)  # noqa: E731
-    elif world.size > 1 and not zero:
-        forward = world.accelerator.prepare_model(objective)  # DistributedDataParallel
-        no_sync = lambda: world.no_sync(forward)  # noqa: E731
+        self.par = make_parallelism(self.launch, world, self.deepspeed_config)
+        model = self.model = build_model(cfg, self.device, self.amp, on_meta=self.par.loads_on_meta,
+                                         to_device=not self.launch.shards_parameters)
+        trainable, total = count_parameters(model)
+        log.info("model %s: %s trainable of %s parameters (%s, %s)", cfg.model_name, f"{trainable:,}", f"{total:,}",
+                 "QLoRA" if cfg.load_in_4bit else "LoRA" if cfg.peft_enable else "full", self.amp or torch.float32)
+        self.base_config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+        if state is not None and not self.par.loads_on_meta:  # whole weights into the plain model, before any
+            load_trainable_state(model, state.weights, self.ckpt)  # wrapper splits it (FSDP: rank 0 sends them)
+        self.par.prepare(TokenLoss(model), backbone_and_head(model)[0].layers)
+        # Created after sharding: FSDP2 replaces the parameters with sharded ones.
+        self.optimizer = build_optimizer(model, cfg.learning_rate, cfg.weight_decay)
+        log.info("optimizer: %s", optimizer_name(self.optimizer))
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
 
-    # Created after sharding: FSDP2 replaces the parameters with sharded ones.
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
-    global_batch = cfg.global_batch_size * world.size
-    accum = cfg.gradient_accumulation_steps
-    engine, ds_config = None, None
-    if zero:
-        ds_config = engine_config(launcher_config(), cfg, accum, world.size, base_config.hidden_size, amp)
-    # Fused where the step runs on a GPU or in ZeRO-Offload's CPU RAM (there 5x faster than foreach,
-    # bench/bench_cpu_adam.py); plain CPU runs keep foreach, the setting their figures were measured with.
-    fused = device.type == "cuda" or (ds_config is not None and offloads_optimizer(ds_config))
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                  fused=fused, foreach=None if fused else True)
-    if ds_config is not None:
-        engine = start_engine(objective, optimizer, ds_config)
-        forward = engine
-    log.info("data parallelism: %s", "none (1 process)" if world.size == 1 and engine is None else
-             f"{_parallelism(states, engine)} over {_processes(world.size)}")
+        self.global_batch = cfg.global_batch_size * world.size
+        self.sampler = ShuffledSampler([len(e.input_ids) for e in self.train_enc], self.global_batch, cfg.packing,
+                                       cfg.max_length, cfg.seed, cfg.group_by_length)
+        position = {"epoch": 0, "index": 0}
+        if state is not None:
+            self.sampler.load_state_dict(state.sampler)
+            position = _resume_position(state.meta(), self.global_batch)
+        self.stream = StepStream(self.train_enc, self.sampler, cfg.batch_size, self.tok.pad_token_id,
+                                 rank=world.rank, size=world.size, **position)
+        self.par.attach(self.optimizer, self.stream.filler())
+        self.total_steps = total_steps(self.sampler, cfg.epochs, cfg.max_steps)
+        self.scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
+                                       self.optimizer, num_warmup_steps=int(cfg.warmup_ratio * self.total_steps),
+                                       num_training_steps=self.total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == torch.float16 else None
+        self.runner = self.par.step_runner(model, self.optimizer, self.params, self.amp, self.scaler, cfg.max_grad_norm)
+        self.step = 0
+        if state is not None:
+            self._restore(state)
+        log.info("data parallelism: %s", self.par.describe())
+        log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %s, %d examples, packing %s",
+                 self.total_steps, self.global_batch, cfg.batch_size, cfg.gradient_accumulation_steps,
+                 _processes(world.size), len(self.train_enc), cfg.packing)
 
-    def loss_fn(b: Batch) -> tuple[torch.Tensor, int]:
-        return forward(b.input_ids, b.labels, b.position_ids)
+    def _read_checkpoint(self, resume_from: str | None, keep_global_batch: bool) -> TrainingState | None:
+        if resume_from is None:
+            return None
+        self.ckpt = find_checkpoint(resume_from, self.out)
+        state = TrainingState.load(self.ckpt)
+        self.cfg = _resume_batch(self.cfg, state, self.world, keep_global_batch)
+        return state
 
-    if engine is not None:
-        no_targets = _without_labels(next(batches(train_enc, [[[0]]], tok.pad_token_id))).to(device)
-        states = EngineState(named, engine, world.is_main, zero_loss=lambda: loss_fn(no_targets)[0])
+    def _read_data(self) -> tuple[list[Encoded], list[Encoded], dict[str, Any]]:
+        cfg = self.cfg
+        return (_load_split(cfg.train_file, self.chat, cfg, "train"),
+                _load_split(cfg.val_file, self.chat, cfg, "validation"), data_fingerprint(cfg, self.tok))
 
-    parallel = DataParallel(forward=loss_fn, world_size=world.size, no_sync=no_sync, sum=world.sum)
-    stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank, size=world.size)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * stream.per_epoch))
-    scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
-                              optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
-    if engine is not None:
-        runner: StepRunner = EngineStepRunner(engine, params, device, amp, parallel)
-    else:
-        scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
-        runner = StepRunner(model, optimizer, params, device, amp, scaler, cfg.max_grad_norm, parallel=parallel)
+    def _restore(self, state: TrainingState) -> None:
+        """The checkpoint's training state, put back whole; the RNG last, so nothing after it draws."""
+        optimizer_state = state.optimizer
+        if len(optimizer_state["param_groups"]) != len(self.optimizer.param_groups):  # before the decay groups
+            order = state.optimizer_order or [n for n, p in self.model.named_parameters() if p.requires_grad]
+            optimizer_state = regroup(optimizer_state, order, self.optimizer, self.model)
+        self.par.restore_optimizer(self.optimizer, optimizer_state)
+        self.scheduler.load_state_dict(state.scheduler)
+        if self.scaler is not None and state.scaler is not None:
+            self.scaler.load_state_dict(state.scaler)
+        elif self.scaler is not None:
+            log.warning("%s has no fp16 loss scale (saved without fp16): starting from the default scale", self.ckpt)
+        self.runner.split = state.micro_batch_split
+        self.step = state.step
+        set_rng_state(state.rng_for(self.world.rank, self.world.size))
+        log.info("resumed from %s at step %d", self.ckpt, self.step)
 
-    step = 0
-    if ckpt is not None:
-        states.restore(optimizer, load_checkpoint(ckpt, scheduler, world.rank, world.size))
-        step = state["step"]
-        runner.split = state.get("micro_batch_split", 1)
-        stream = StepStream(train_enc, cfg, tok.pad_token_id, global_batch=global_batch, rank=world.rank,
-                            size=world.size, **_resume_position(state, global_batch))
-        log.info("resumed from %s at step %d", ckpt, step)
-    if world.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-    sink = MetricsSink(out, step) if world.is_main else None
-    peak = peak_flops(device)
-    context = sum(len(e.input_ids) ** 2 for e in train_enc) / max(1, sum(len(e.input_ids) for e in train_enc))
-
-    log.info("training %d steps: global batch %d = micro-batch %d x accumulation %d x %s, %d examples, packing %s",
-             total_steps, global_batch, cfg.batch_size, accum, _processes(world.size), len(train_enc), cfg.packing)
-    it = iter(stream)
-    last_loss: float | None = None
-    eval_loss: float | None = None
-    bad_in_row = 0
-    t_window, tok_window, flops_window = time.perf_counter(), 0, 0.0
-    kill_after = int(os.environ.get(KILL_ENV, "0"))
-
-    def checkpoint(at: int, position: dict[str, int], every_rank: bool = True) -> None:
-        # Every process's RNG stream (its own dropout masks) is gathered, a collective; only
-        # rank 0 checkpoints on Ctrl-C, when the others may be gone. DDP replicas are identical
-        # after every step, so rank 0's state is the whole state; FSDP and ZeRO shards are
-        # gathered to rank 0 (a collective every rank joins).
-        rngs = world.gather(rng_state()) if every_rank else None
-        if not (world.is_main or states.collective):
-            return
-        weights, optimizer_state = states.gather(model, optimizer)
-        if world.is_main:
-            save_checkpoint(out, at, weights, optimizer_state, scheduler,
-                            {"position": position, "total_steps": total_steps, "micro_batch_split": runner.split,
-                             "global_batch": global_batch, "world_size": world.size},
-                            cfg, cfg.save_total_limit, rngs)
-
-    def log_metrics(rec: dict[str, Any]) -> None:
-        if sink is not None:
-            sink.log(rec)
-
-    with _progress(show_progress) as progress:
-        task = progress.add_task("train", total=total_steps, completed=step, info="")
+    # ---------------------------------------------------------------- fit
+    def fit(self, show_progress: bool) -> TrainResult:
+        """Steps until the last one, or until a signal: then a checkpoint of the step just finished."""
+        cfg, world, par = self.cfg, self.world, self.par
+        sink = MetricsSink(self.out, self.step) if world.is_main else None
+        # MFU against the rate of the precision trained in (on CPU the probe's measurement), not always fp32's
+        rates = self.precision.rates
+        peak = peak_flops(self.device, cfg.peak_tflops, rates.rate_of(self.amp) if rates is not None else None)
+        lengths = [len(e.input_ids) for e in self.train_enc]
+        context = sum(n * n for n in lengths) / max(1, sum(lengths))
+        kill_after = int(os.environ.get(KILL_ENV, "0"))
+        last_loss: float | None = None
+        eval_loss: float | None = None
+        bad_in_row = 0
+        window = MetricsWindow()
+        self.signals.start_training()  # from here a signal waits for the step boundary
+        it = iter(self.stream)
         try:
-            while step < total_steps:
-                position = stream.position()
-                batch = next(it)
-                n_real, n_trained = batch.n_real, batch.n_trained
-                r = runner.run(batch.micro, n_trained)
-                tok_window += n_real
-                flops_window += model_flops(base_config, context, n_real, n_trained, frozen_base=cfg.peft_enable)
-                if not r.applied:
-                    if r.scale_overflow:
-                        log.info("step %d: fp16 gradient overflow, loss scale lowered, step skipped", step + 1)
-                        continue
-                    bad_in_row += 1
-                    log.warning("step %d: non-finite loss/gradient (%s / %s), step skipped", step + 1, r.loss,
-                                r.grad_norm)
-                    log_metrics({"step": step + 1, "skipped_nonfinite": bad_in_row})
-                    if bad_in_row >= cfg.max_nonfinite_steps:
-                        raise UserError(f"{bad_in_row} non-finite steps in a row at step {step + 1}", where=out,
-                                        fix="lower learning_rate or use bf16/fp32; the last checkpoint is intact "
-                                            "(resume with --resume_from_checkpoint latest)")
-                    continue
-                bad_in_row = 0
-                scheduler.step()
-                step += 1
-                last_loss = r.loss
-                progress.update(task, completed=step, info=f"loss {r.loss:.4f}")
-
-                if step % cfg.logging_steps == 0 or step == total_steps:
-                    dt = time.perf_counter() - t_window
-                    rec = {"step": step, "epoch": round(position["epoch"] + position["index"] / stream.per_epoch, 4),
-                           "loss": r.loss, "learning_rate": scheduler.get_last_lr()[0], "grad_norm": r.grad_norm,
-                           "tokens_per_second": tok_window / dt if dt > 0 else 0.0, "window_seconds": dt,
-                           "mfu": flops_window / dt / peak if dt > 0 and peak > 0 else 0.0,
-                           "micro_batch_split": runner.split, **memory_metrics(device)}
-                    tok_window, flops_window = 0, 0.0
-                    log_metrics(rec)
-                if val_enc and (step % cfg.eval_steps == 0 or step == total_steps):
-                    eval_loss = validation_loss(model, val_enc, cfg, tok.pad_token_id, device, world, loss_fn)
-                    log_metrics({"step": step, "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50))})
-                if step % cfg.save_steps == 0 or step == total_steps:
-                    checkpoint(step, stream.position())
-                if step == kill_after:
-                    world.barrier()  # every rank's checkpoint work is done before any process dies
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if tok_window == 0:  # a window was just logged: time the next one from here, without eval/save
-                    t_window = time.perf_counter()
-        except KeyboardInterrupt:
-            # Weights are those of the last completed step; resuming replays the interrupted one.
-            optimizer.zero_grad(set_to_none=True)
-            if step and not states.collective:  # gathering shards needs every rank, which Ctrl-C stops
-                checkpoint(step, position, every_rank=False)
-                log.warning("interrupted: saved checkpoint-%d; resume with --resume_from_checkpoint latest", step)
+            with _progress(show_progress) as progress:
+                task = progress.add_task("train", total=self.total_steps, completed=self.step, info="")
+                while self.step < self.total_steps:
+                    batch = next(it)
+                    r = self.runner.run(batch.micro, batch.n_trained, shares=batch.shares, filler=batch.filler)
+                    window.add(batch.n_real, model_flops(self.base_config, context, batch.n_real, batch.n_trained,
+                                                         frozen_base=cfg.peft_enable))
+                    saved = False
+                    if r.applied:
+                        bad_in_row = 0
+                        self.scheduler.step()
+                        self.step += 1
+                        last_loss = r.loss
+                        if self.folder is not None:
+                            self.folder.trained()
+                        progress.update(task, completed=self.step, info=f"loss {r.loss:.4f}")
+                        if self.step % cfg.logging_steps == 0 or self.step == self.total_steps:
+                            _log(sink, {"step": self.step, "epoch": round(self.stream.progress(), 4), "loss": r.loss,
+                                        "learning_rate": self.scheduler.get_last_lr()[0], "grad_norm": r.grad_norm,
+                                        **window.metrics(peak, world.size), "micro_batch_split": self.runner.split,
+                                        **memory_metrics(self.device)})
+                        if self.val_enc and (self.step % cfg.eval_steps == 0 or self.step == self.total_steps):
+                            eval_loss = validation_loss(self.model, self.val_enc, cfg, self.tok.pad_token_id,
+                                                        self.device, world, par.forward)
+                            _log(sink, {"step": self.step, "eval_loss": eval_loss,
+                                        "eval_perplexity": math.exp(min(eval_loss, 50))})
+                        if self.step % cfg.save_steps == 0 or self.step == self.total_steps:
+                            self.save()
+                            saved = True
+                        if self.step == kill_after:
+                            world.barrier()  # every rank's checkpoint work is done before any process dies
+                            os.kill(os.getpid(), signal.SIGKILL)
+                        window.restart_if_logged()  # time the next window from here, without eval/save
+                    elif r.scale_overflow:
+                        log.info("step %d: fp16 gradient overflow, loss scale lowered, step skipped", self.step + 1)
+                    else:
+                        bad_in_row += 1
+                        log.warning("step %d: non-finite loss/gradient (%s / %s), step skipped", self.step + 1, r.loss,
+                                    r.grad_norm)
+                        _log(sink, {"step": self.step + 1, "skipped_nonfinite": bad_in_row})
+                        if bad_in_row >= cfg.max_nonfinite_steps:
+                            raise UserError(f"{bad_in_row} non-finite steps in a row at step {self.step + 1}",
+                                            where=self.out, fix="lower learning_rate or use bf16/fp32; the last "
+                                            "checkpoint is intact (resume with --resume_from_checkpoint latest)")
+                    # The step boundary: every rank learns whether any was asked to stop, so all stop here.
+                    if par.any(self.signals.requested):
+                        return self._stopped(saved, last_loss, eval_loss)
+        finally:
             if sink is not None:
                 sink.close()
-            raise
-    if states.collective:
-        weights, _ = states.gather(model, optimizer)
-        if world.is_main:  # export from a whole, unsharded copy: the base weights are reloaded, trained ones set
-            model = build_model(cfg, torch.device("cpu"), amp)
-            load_trainable_state(model, weights, out)
-    if not world.is_main:
-        return TrainResult(out, step, last_loss, eval_loss)
-    assert sink is not None
-    sink.close()
-    export_run(out, model, tok, cfg, step)
-    atomic_write_json(out / "manifest.json", {
-        "status": "finished", "steps": step, "final_loss": last_loss, "final_eval_loss": eval_loss,
-        "train_examples": len(train_enc), "val_examples": len(val_enc), "world_size": world.size,
-        "global_batch": global_batch, "config": cfg.model_dump(),
-        "data_manifest_sha256": _data_manifest_hash(cfg), "metrics": _final_metrics(out),
-        "versions": _versions(),
-    })
-    return TrainResult(out, step, last_loss, eval_loss)
+        return self._finish(last_loss, eval_loss)
+
+    def save(self) -> Path | None:
+        """A checkpoint of the step just finished: the data position is where the next step starts.
+
+        Every process's RNG stream is gathered (a collective); shards are gathered to rank 0 by
+        the parallelism object (a collective for FSDP and ZeRO), which alone writes.
+        """
+        rngs = self.world.gather(rng_state())
+        weights, optimizer_state = self.par.gather_state(self.model, self.optimizer)
+        if not self.world.is_main:
+            return None
+        state = TrainingState(
+            step=self.step, position=self.stream.position(), global_batch=self.global_batch,
+            world_size=self.world.size, micro_batch_split=self.runner.split, total_steps=self.total_steps,
+            weights=weights, optimizer=optimizer_state, scheduler=self.scheduler.state_dict(), rngs=rngs,
+            scaler=self.scaler.state_dict() if self.scaler is not None else None, sampler=self.sampler.state_dict(),
+            fingerprint=self.fingerprint, optimizer_order=self.par.optimizer_order(self.model, self.optimizer))
+        return state.save(self.out, self.cfg, self.cfg.save_total_limit)
+
+    def _stopped(self, saved: bool, last_loss: float | None, eval_loss: float | None) -> TrainResult:
+        signame = self.signals.received or "a signal on another process"
+        path = self.out / f"checkpoint-{self.step}"
+        if self.step and not saved:
+            self.save()
+        if self.world.is_main:
+            log.warning("%s: stopped at the end of step %d with checkpoint-%d", signame, self.step, self.step)
+        return TrainResult(self.out, self.step, last_loss, eval_loss, stopped_by=signame,
+                           checkpoint=path if self.step else None, is_main=self.world.is_main)
+
+    def _finish(self, last_loss: float | None, eval_loss: float | None) -> TrainResult:
+        model = self.model
+        if self.par.collective:
+            weights, _ = self.par.gather_state(model, self.optimizer)
+            if self.world.is_main:  # export from a whole, unsharded copy: the base weights are reloaded, trained ones set
+                model = build_model(self.cfg, torch.device("cpu"), self.amp)
+                load_trainable_state(model, weights, self.out)
+        result = TrainResult(self.out, self.step, last_loss, eval_loss, is_main=self.world.is_main)
+        if self.folder is None:
+            return result
+        export_run(self.out, model, self.tok, self.cfg, self.step)
+        self.folder.finish({
+            "steps": self.step, "final_loss": last_loss, "final_eval_loss": eval_loss,
+            "train_examples": len(self.train_enc), "val_examples": len(self.val_enc), "world_size": self.world.size,
+            "global_batch": self.global_batch, "config": self.cfg.model_dump(), "data_fingerprint": self.fingerprint,
+            "precision": self.precision.record(), "optimizer": optimizer_name(self.optimizer),
+            **run_record(self.cfg, self.out)})
+        return result
 
 
-def _data_manifest_hash(cfg: SFTConfig) -> str | None:
-    """The sha256 of the prepared data's manifest.json, tying the run to the exact data it saw."""
-    import hashlib
-
-    path = Path(cfg.train_file).parent / "manifest.json"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+def _log(sink: MetricsSink | None, rec: dict[str, Any]) -> None:
+    if sink is not None:
+        sink.log(rec)
 
 
-def _final_metrics(out: Path) -> dict[str, Any]:
-    """The last value of every metric in metrics.jsonl."""
-    last: dict[str, Any] = {}
-    for ln in (out / "metrics.jsonl").read_text().splitlines():
-        if ln.strip():
-            last.update(json.loads(ln))
-    return last
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import transformers
-
-    import curiosity_sft
-
-    return {"curiosity_sft": curiosity_sft.__version__, "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__}
+def _progress(show: bool) -> Progress:
+    return Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    disable=not show, transient=False)

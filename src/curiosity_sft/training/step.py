@@ -15,7 +15,7 @@ import contextlib
 import gc
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 
 from curiosity_sft.errors import UserError
 from curiosity_sft.training.batching import Batch
+from curiosity_sft.training.distributed import Parallelism, World
 from curiosity_sft.training.loss import sum_token_loss
 
 log = logging.getLogger(__name__)
@@ -52,47 +53,59 @@ def split_into(b: Batch, pieces: int) -> list[Batch]:
     return split_into(a, pieces // 2) + split_into(c, pieces // 2)
 
 
-@dataclass
-class DataParallel:
-    """How a step's gradients meet across processes; the defaults are a single process.
+def forward_count(rows: int, split: int) -> int:
+    """How many forward passes ``split_into`` makes of a micro-batch of ``rows`` rows."""
+    if split <= 1 or rows == 1:
+        return 1
+    return forward_count(rows // 2, split // 2) + forward_count(rows - rows // 2, split // 2)
 
-    ``forward`` runs the loss through the DDP/FSDP wrapper (which must see every forward);
-    ``world_size`` undoes DDP's averaging of gradients over ranks, since the loss is already
-    normalised by the trained tokens of the whole global batch; ``no_sync`` skips the all-reduce
-    on all but a step's last micro-batch; ``sum`` adds a number over ranks.
-    """
 
-    forward: Callable[[Batch], tuple[torch.Tensor, int]] | None = None
-    world_size: int = 1
-    no_sync: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
-    sum: Callable[[float], float] = float
+class TokenLoss(torch.nn.Module):
+    """The model with the SFT loss as its forward, so a DDP/FSDP/ZeRO wrapper sees (and syncs) every forward."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return sum_token_loss(self.model, Batch(input_ids, labels, position_ids, ()))
 
 
 class StepRunner:
-    """Runs optimizer steps for one model/optimizer pair; ``split`` is the persistent OOM split factor."""
+    """Runs optimizer steps for one model/optimizer pair; ``split`` is the persistent OOM split factor.
+
+    ``parallel`` is the run's parallelism object (distributed.py): it runs the forward through
+    its wrapper, skips the gradient sync between micro-batches, adds numbers over processes and
+    decides what an out-of-memory error means. Without one, the runner is a single process.
+    """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter],
                  device: torch.device, amp: torch.dtype | None, scaler: Any, max_grad_norm: float,
                  split: int = 1, on_split: Callable[[int], None] | None = None,
-                 parallel: DataParallel | None = None) -> None:
+                 parallel: Parallelism | None = None) -> None:
         self.model, self.optimizer, self.params = model, optimizer, params
         self.device, self.amp, self.scaler = device, amp, scaler
         self.max_grad_norm = max_grad_norm
         self.split = split
         self.on_split = on_split
-        self.parallel = parallel or DataParallel()
-        self.forward = self.parallel.forward or (lambda b: sum_token_loss(model, b))
+        if parallel is None:
+            parallel = Parallelism(World(None, 0, 1, device))
+            parallel.prepare(TokenLoss(model), [])
+        self.parallel = parallel
 
     def _forward_backward(self, b: Batch, n_tokens: int, phase: list[str], last: bool) -> float:
         phase[0] = "forward"
         b = b.to(self.device)
+        size = self.parallel.world_size
         with self.parallel.no_sync() if not last else contextlib.nullcontext():
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                s, _ = self.forward(b)
-            loss = s * self.parallel.world_size / max(n_tokens, 1)
+                s, _ = self.parallel.forward(b)
+            # DDP and FSDP average gradients over processes; the loss is already normalised by the
+            # trained tokens of the whole global batch, so scale the average back to a sum.
+            loss = s * size / max(n_tokens, 1)
             phase[0] = "backward"
             self._backward(loss)
-        return float(loss.detach()) / self.parallel.world_size
+        return float(loss.detach()) / size
 
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -115,7 +128,23 @@ class StepRunner:
         if self.on_split:
             self.on_split(self.split)
 
-    def accumulate(self, micro: list[Batch], n_tokens: int | None = None) -> tuple[float, int]:
+    def _pieces(self, micro: list[Batch], shares: Sequence[Sequence[int]] | None, filler: Batch | None) -> list[Batch]:
+        """This process's forward passes for the step, padded to as many as the busiest process runs.
+
+        A sharded forward (FSDP, ZeRO-3) is a collective, and so is the gradient all-reduce of a
+        step's last micro-batch: every process must run the same number. A short step (the last
+        of an epoch or of a packing window) gives some processes fewer micro-batches; they run
+        ``filler``, a batch that trains nothing. ``shares`` holds every process's micro-batch
+        sizes (rows), which every process knows from the shared plan.
+        """
+        out = [p for b in micro for p in split_into(b, self.split)]
+        if shares is not None and filler is not None:
+            most = max(sum(forward_count(rows, self.split) for rows in share) for share in shares)
+            out += [filler] * (most - len(out))
+        return out
+
+    def accumulate(self, micro: list[Batch], n_tokens: int | None = None, *,
+                   shares: Sequence[Sequence[int]] | None = None, filler: Batch | None = None) -> tuple[float, int]:
         """Forward+backward over this process's micro-batches; returns (its share of the loss, real tokens).
 
         ``n_tokens`` is the trained-token count of the whole global batch (all processes); by
@@ -123,7 +152,7 @@ class StepRunner:
         """
         if n_tokens is None:
             n_tokens = sum(b.n_trained for b in micro)
-        pending = [p for b in micro for p in split_into(b, self.split)]
+        pending = self._pieces(micro, shares, filler)
         total, i = 0.0, 0
         phase = [""]
         while i < len(pending):
@@ -131,24 +160,26 @@ class StepRunner:
                 total += self._forward_backward(pending[i], n_tokens, phase, last=i == len(pending) - 1)
                 i += 1
             except torch.OutOfMemoryError:
+                self.parallel.out_of_memory(pending[i].n_rows)  # several processes: stops here
                 redo = phase[0] == "backward"  # gradients may be partly accumulated: redo the step
                 if redo:
                     self._restart()
                 self._halve(pending[i])
                 if redo:
-                    pending = [p for b in micro for p in split_into(b, self.split)]
+                    pending = self._pieces(micro, shares, filler)
                     total, i = 0.0, 0
                 else:
                     pending = pending[:i] + [q for p in pending[i:] for q in split_into(p, 2)]
         return total, sum(b.n_real for b in micro)
 
-    def run(self, micro: list[Batch], n_tokens: int | None = None) -> StepOutcome:
+    def run(self, micro: list[Batch], n_tokens: int | None = None, *,
+            shares: Sequence[Sequence[int]] | None = None, filler: Batch | None = None) -> StepOutcome:
         """Accumulate, clip, and apply the update unless the loss or gradient is not finite.
 
         With several processes the loss is the global batch's (summed over ranks); the gradient
         norm is already global after the all-reduce, so every rank takes the same decision.
         """
-        loss, n_real = self.accumulate(micro, n_tokens)
+        loss, n_real = self.accumulate(micro, n_tokens, shares=shares, filler=filler)
         loss = self.parallel.sum(loss)
         n_trained = sum(b.n_trained for b in micro) if n_tokens is None else n_tokens
         grad_norm, ok = self._apply(loss)

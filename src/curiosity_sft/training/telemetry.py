@@ -2,22 +2,32 @@
 
 MFU follows the PaLM appendix B convention: model FLOPs per token are ``6 * N`` (forward and
 backward over every non-embedding weight) plus ``12 * L * d * T`` for attention over a context of
-``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base); the peak is a table value for known GPUs and, on CPU, the fp32
-matmul rate measured once at start-up, since CPUs have no spec sheet number worth trusting.
+``T``, with the output head counted on trained tokens only (``4 * N`` for a frozen LoRA base).
+The peak is a table value for known GPUs and, on CPU, the measured matmul rate of the precision
+the run trains in (training/precision.py's cached probe), since CPUs have no spec sheet number
+worth trusting.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, without sparsity.
-GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A6000": 155e12,
-                 "RTX 4090": 165e12, "RTX 3090": 71e12, "A10": 125e12, "L4": 121e12, "T4": 65e12, "V100": 125e12}
+log = logging.getLogger(__name__)
+
+# Dense bf16 (fp16 on T4/V100) tensor-core peaks per GPU (FLOP/s) from the vendors' data sheets,
+# without sparsity. A name matches a key only as whole words, the longest key first: "A10" is not
+# "A100", "H100 PCIe" is not the SXM "H100".
+GPU_PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "A100": 312e12,
+                 "L40S": 362e12, "L40": 181e12, "A6000": 155e12, "RTX 6000 Ada": 364e12, "RTX 4090": 165e12,
+                 "RTX 3090": 71e12, "RTX 3090 Ti": 80e12, "A10": 125e12, "L4": 121e12, "T4": 65e12,
+                 "V100": 125e12}
 
 
 def process_rss_bytes() -> int:
@@ -78,11 +88,41 @@ def measure_matmul_flops(n: int = 1024, seconds: float = 0.3, dtype: torch.dtype
     return 2.0 * n**3 * reps / (time.perf_counter() - t0)
 
 
-def peak_flops(device: torch.device) -> float:
+def gpu_peak_flops(name: str) -> float | None:
+    """The table's peak for a CUDA device name (e.g. "NVIDIA A100-SXM4-80GB"), or None if it is not there."""
+    words = re.sub(r"[^A-Za-z0-9]+", " ", name).upper().split()
+    best: tuple[int, float] | None = None
+    for key, value in GPU_PEAK_BF16.items():
+        k = key.upper().split()
+        if any(words[i:i + len(k)] == k for i in range(len(words))) and (best is None or len(key) > best[0]):
+            best = (len(key), value)
+    return best[1] if best else None
+
+
+def peak_flops(device: torch.device, peak_tflops: float | None = None,
+               cpu_rate: float | None = None) -> float | None:
+    """One device's peak: ``peak_tflops`` from the config if set, the table on GPUs, on CPU
+    ``cpu_rate`` (the precision probe's measured rate of the precision trained in) or else a fresh
+    fp32 matmul measurement. None (with a warning) for a GPU the table does not know: MFU is then
+    left out of the metrics rather than reported as 0."""
+    if peak_tflops:
+        return peak_tflops * 1e12
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        return next((v for k, v in GPU_PEAK_BF16.items() if k in name), 0.0)
-    return measure_matmul_flops()
+        peak = gpu_peak_flops(name)
+        if peak is None:
+            log.warning("MFU not reported: %r is not in the GPU peak table (set peak_tflops to its dense bf16 "
+                        "TFLOP/s)", name)
+        return peak
+    return cpu_rate if cpu_rate is not None else measure_matmul_flops()
+
+
+def mfu(flops: float, seconds: float, peak: float | None, world_size: int) -> float | None:
+    """Model FLOPs utilisation of the whole job: the FLOPs of every process over the time taken,
+    against the peak of all its devices (one device's peak times the process count)."""
+    if peak is None or peak <= 0 or seconds <= 0:
+        return None
+    return flops / seconds / (peak * world_size)
 
 
 class MetricsSink:
@@ -109,3 +149,27 @@ class MetricsSink:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class MetricsWindow:
+    """Tokens and FLOPs since the last logged step, timed without validation and checkpoints."""
+
+    def __init__(self) -> None:
+        self.start, self.tokens, self.flops, self.logged = time.perf_counter(), 0, 0.0, False
+
+    def add(self, tokens: int, flops: float) -> None:
+        self.tokens += tokens
+        self.flops += flops
+
+    def metrics(self, peak: float | None, world_size: int) -> dict[str, float]:
+        dt = time.perf_counter() - self.start
+        rec = {"tokens_per_second": self.tokens / dt if dt > 0 else 0.0, "window_seconds": dt}
+        u = mfu(self.flops, dt, peak, world_size)
+        if u is not None:
+            rec["mfu"] = u
+        self.tokens, self.flops, self.logged = 0, 0.0, True
+        return rec
+
+    def restart_if_logged(self) -> None:
+        if self.logged:
+            self.start, self.logged = time.perf_counter(), False

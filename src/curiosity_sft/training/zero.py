@@ -18,28 +18,51 @@ saved under ZeRO-3 on 8 GPUs resumes on one process, and the other way round.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from curiosity_sft.config import SFTConfig
 from curiosity_sft.errors import UserError
-from curiosity_sft.training.step import DataParallel, StepRunner
+from curiosity_sft.training.batching import Batch
+from curiosity_sft.training.distributed import Parallelism, World
+from curiosity_sft.training.step import StepRunner
 
 log = logging.getLogger(__name__)
 
+SCHEDULED = ("lr", "initial_lr")  # what the learning-rate schedule changes in every group alike
 INSTALL_FIX = "pip install '.[deepspeed]' (or use configs/accelerate/fsdp.yaml: the same sharding as ZeRO-3)"
 
 
-def launcher_config() -> dict[str, Any]:
-    """The DeepSpeed config the launcher asked for, as accelerate parses it from its environment."""
+def launcher_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The DeepSpeed config the launcher asked for, as accelerate parses it from its environment
+    (``env``: the variables a launcher config would export, for ``curiosity-sft plan``)."""
     from accelerate.utils import DeepSpeedPlugin
 
-    return copy.deepcopy(DeepSpeedPlugin().deepspeed_config)
+    with _environment(env):
+        return copy.deepcopy(DeepSpeedPlugin().deepspeed_config)
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    """``DeepSpeedPlugin`` reads only ``os.environ``: lend it ``env`` for the call."""
+    if env is None:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def engine_config(launcher: dict[str, Any], cfg: SFTConfig, accumulation: int, world_size: int,
@@ -118,11 +141,11 @@ class EngineStepRunner(StepRunner):
     backward, so there is no ``no_sync``; ``step`` clips, updates and skips a step whose gradient
     norm is not finite (``was_step_applied``). Gradients already handed to the shards cannot be
     taken back, so an out-of-memory in a backward pass stops with an error instead of redoing the
-    step at a smaller micro-batch (an OOM in a forward pass still splits the micro-batch).
+    step at a smaller micro-batch (an OOM in a forward pass on one process still splits it).
     """
 
     def __init__(self, engine: Any, params: list[torch.nn.Parameter], device: torch.device,
-                 amp: torch.dtype | None, parallel: DataParallel) -> None:
+                 amp: torch.dtype | None, parallel: Parallelism) -> None:
         super().__init__(engine.module, engine.optimizer, params, device, amp, None, engine.gradient_clipping(),
                          parallel=parallel)
         self.engine = engine
@@ -145,23 +168,50 @@ class EngineStepRunner(StepRunner):
         return grad_norm, bool(self.engine.was_step_applied())
 
 
-class EngineState:
-    """ZeRO-partitioned weights and AdamW moments gathered to whole tensors, and split again on load.
+class ZeRO(Parallelism):
+    """DeepSpeed ZeRO-2/3: an engine over the loss module, partitioned weights and AdamW moments
+    gathered to whole tensors for a checkpoint, and split again on load.
 
     DeepSpeed's tensor-fragment API assembles each parameter's fp32 master weight and optimizer
     state from the partitions; the result is written in ``torch.optim``'s index-keyed form, the
     same files as one process or DDP writes. Weights are loaded into the model before
-    ``deepspeed.initialize`` partitions it, so ``restore`` only places the optimizer state.
-    ``zero_loss`` runs a forward whose loss trains no token (see ``_create_state``). Every rank
-    must call both methods: they are collectives.
+    ``deepspeed.initialize`` partitions it, so ``restore_optimizer`` only places the optimizer
+    state. Every rank must call both: they are collectives.
     """
 
     collective = True
 
-    def __init__(self, named: list[tuple[str, torch.nn.Parameter]], engine: Any, is_main: bool,
-                 zero_loss: Callable[[], torch.Tensor]) -> None:
-        self.named, self.engine, self.is_main, self.zero_loss = named, engine, is_main, zero_loss
-        self.basic: torch.optim.Optimizer = engine.optimizer.optimizer  # torch's AdamW over ZeRO's flat shards
+    def __init__(self, world: World, config: dict[str, Any]) -> None:
+        super().__init__(world)
+        self.config = config
+        self.name = f"DeepSpeed ZeRO-{config.get('zero_optimization', {}).get('stage', 0)}"
+        self.engine: Any = None
+        self.objective: torch.nn.Module | None = None
+
+    def prepare(self, objective: torch.nn.Module, layers: Sequence[torch.nn.Module]) -> None:
+        self.objective = objective  # deepspeed.initialize partitions it once the optimizer exists
+
+    def attach(self, optimizer: torch.optim.Optimizer, filler: Batch) -> None:
+        assert self.objective is not None
+        by_id = {id(p): n for n, p in self.objective.model.named_parameters()}
+        self.named = [(by_id[id(p)], p) for g in optimizer.param_groups for p in g["params"]]
+        # torch.optim's own groups (decay / no decay), before DeepSpeed swaps in its flat partitions;
+        # ZeRO-3 may split a large group into several sub-groups, so the files keep these.
+        self.groups = [({k: v for k, v in g.items() if k != "params"}, len(g["params"])) for g in optimizer.param_groups]
+        self.engine = start_engine(self.objective, optimizer, self.config)
+        self.module = self.engine
+        self.basic: torch.optim.Optimizer = self.engine.optimizer.optimizer  # torch's AdamW over ZeRO's flat shards
+        self.filler = filler
+        if self.engine.zero_optimization_stage() < 3:
+            self._create_state(every_group=True)
+
+    def optimizer_order(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+        return [n for n, _ in self.named]
+
+    def step_runner(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    params: list[torch.nn.Parameter], amp: torch.dtype | None, scaler: Any,
+                    max_grad_norm: float) -> StepRunner:
+        return EngineStepRunner(self.engine, params, self.world.device, amp, self)
 
     def _moments(self) -> tuple[list[str], torch.Tensor]:
         """The per-parameter state keys (``exp_avg``, ``exp_avg_sq``, ...) and the shared step count."""
@@ -169,7 +219,16 @@ class EngineState:
         keys = sorted(k for k, v in first.items() if k != "step" and torch.is_tensor(v) and v.dim() > 0)
         return keys, first["step"]
 
-    def gather(self, model: torch.nn.Module, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """The saved groups: torch.optim's, with the schedule's current learning rate."""
+        current = {k: v for k, v in self.basic.param_groups[0].items() if k in SCHEDULED}
+        out, start = [], 0
+        for meta, n in self.groups:
+            out.append({**meta, **current, "params": list(range(start, start + n))})
+            start += n
+        return out
+
+    def gather_state(self, model: torch.nn.Module, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
 
         keys, step = self._moments()
@@ -178,19 +237,17 @@ class EngineState:
         for i, (name, p) in enumerate(self.named):
             w = safe_get_full_fp32_param(p).detach().cpu().contiguous()
             moments = {k: safe_get_full_optimizer_state(p, k).detach().cpu().contiguous() for k in keys}
-            if self.is_main:
+            if self.world.is_main:
                 weights[name] = w
                 state[i] = {"step": torch.tensor(float(step)), **moments}  # on the CPU, as torch.optim saves it
-        if not self.is_main:
+        if not self.world.is_main:
             return {}, {}
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": list(range(len(self.named)))}
-                  for g in self.basic.param_groups]
-        return weights, {"state": state, "param_groups": groups}
+        return weights, {"state": state, "param_groups": self._param_groups()}
 
-    def restore(self, optimizer: Any, optimizer_state: dict[str, Any]) -> None:
+    def restore_optimizer(self, optimizer: Any, state: dict[str, Any]) -> None:
         from deepspeed.utils import safe_set_full_optimizer_state
 
-        saved = {int(i): v for i, v in optimizer_state["state"].items()}
+        saved = {int(i): v for i, v in state["state"].items()}
         if sorted(saved) != list(range(len(self.named))):
             raise UserError(f"the checkpoint's optimizer state has {len(saved)} parameters, the model trains "
                             f"{len(self.named)}", fix="resume with the same config (peft_enable, lora_r, lora targets)")
@@ -202,25 +259,40 @@ class EngineState:
         step = saved[0]["step"]
         for s in self.basic.state.values():
             s["step"] = step.to(s["step"].device, s["step"].dtype).clone()
-        for group, old in zip(self.basic.param_groups, optimizer_state["param_groups"], strict=True):
-            group.update({k: v for k, v in old.items() if k != "params"})
+        scheduled = {k: v for k, v in state["param_groups"][0].items() if k in SCHEDULED}
+        for group in self.basic.param_groups:  # the schedule's learning rate at the checkpoint's step
+            group.update(scheduled)
 
-    def _create_state(self) -> None:
-        """Make the AdamW state exist before the first step, so saved moments have somewhere to go.
+    def _create_state(self, every_group: bool = False) -> None:
+        """Make the AdamW state exist, linked to the parameters, before the first real step, so that
+        saved moments have somewhere to go and every group's moments can be gathered.
 
         torch's AdamW creates its state at its first step, and ZeRO-2 links each parameter to its
-        slice of that state only then. One engine step at learning rate 0 over a batch with no
-        trained tokens (zero gradients) creates and links it through public calls alone without
-        moving a weight; the step count and moments are overwritten right after, and the RNG
-        streams are forked so the resumed run draws what it would have drawn.
+        slice of that state only then, after stepping its *first* group: a second group's state
+        (the decay groups) does not exist yet at that moment and is never linked, so gathering
+        it fails. With ``every_group`` every group's state is created first, by one step of
+        torch's AdamW at learning rate 0 on zero gradients. Then one engine step at learning rate
+        0 over a batch with no trained tokens links them through public calls. No weight moves,
+        the step counts are set back to 0 (a fresh AdamW), and the RNG streams are forked so the
+        run draws what it would have drawn.
         """
-        if self.basic.state:
+        if self.basic.state and not every_group:
             return
         lrs = [g["lr"] for g in self.basic.param_groups]
         for g in self.basic.param_groups:
             g["lr"] = 0.0
+        if every_group:
+            flats = [p for g in self.basic.param_groups for p in g["params"]]
+            for p in flats:
+                p.grad = torch.zeros_like(p)
+            self.basic.step()
+            for p in flats:
+                p.grad = None
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else []):
-            self.engine.backward(self.zero_loss(), scale_wrt_gas=False)
+            self.engine.backward(self.forward(self.filler.to(self.world.device))[0], scale_wrt_gas=False)
             self.engine.step()
         for g, lr in zip(self.basic.param_groups, lrs, strict=True):
             g["lr"] = lr
+        if every_group:
+            for s in self.basic.state.values():
+                s["step"].zero_()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from curiosity_sft.data.records import BadRecords, iter_records
 from curiosity_sft.data.schema import Example
-from curiosity_sft.data.sources import books, generic, gsm8k, logic, math
+from curiosity_sft.data.sources import books, generic, gsm8k, logic, math, web
 from curiosity_sft.data.sources.options import SourceOptions
 from curiosity_sft.errors import DataError
 
@@ -27,7 +27,7 @@ RECORD_FORMATS: dict[str, tuple[Callable[[dict], bool], Converter]] = {
     "logic_rl": (logic.matches_logic_rl, logic.logic_rl_to_examples),
     "generic": (generic.matches, generic.to_examples),
 }
-FORMATS = (*RECORD_FORMATS, "books")
+FORMATS = (*RECORD_FORMATS, "books", "web")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 RECORD_SUFFIXES = (".jsonl", ".json", ".parquet")
 IGNORED_NAMES = ("license", "licence", "readme", "notice", "copying")
@@ -45,6 +45,10 @@ def is_data_file(path: Path) -> bool:
 
 def detect_format(path: Path, bad: BadRecords | None = None) -> str:
     """The format name for one file, or a DataError saying why it is not recognised."""
+    if path.is_dir():
+        if web.is_web_folder(path):
+            return "web"
+        raise DataError("a folder that is not a `web ingest` output", where=path, fix="pass data files")
     if is_archive(path):
         return "math"
     suffix = path.suffix.lower()
@@ -70,6 +74,10 @@ def read_source(path: Path, fmt: str, opts: SourceOptions, bad: BadRecords) -> I
         return
     if fmt == "books":
         for ex in books.read(path, opts):
+            yield None, ex
+        return
+    if fmt == "web":
+        for ex in web.read(path, opts):
             yield None, ex
         return
     if fmt not in RECORD_FORMATS:
