@@ -66,6 +66,13 @@ def held(lock: Path | None) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def shown_path(p: Path) -> str:
+    """Relative to the repository when inside its workspace (``../shared/...``), so the results name
+    no machine's folders; other paths (``/tmp/...``) as given."""
+    p = p.resolve()
+    return os.path.relpath(p, ROOT) if p.is_relative_to(ROOT.parent) else str(p)
+
+
 def prepare_mix(raw: Path, work: Path, per_source: int, max_length: int, smoke: bool) -> Path:
     """The shared data mix as `prepare` makes it (reused when already prepared with the same settings)."""
     from curiosity_sft.data.data_config import DataConfig
@@ -269,6 +276,10 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # The defaults are sized for about 40 minutes on 2 busy CPU cores (12 fresh-model runs of 80
+    # steps x 1024 tokens, 4 LoRA runs of 30 steps, each scored on 20 + 20 problems): enough to
+    # check the samplers against each other at equal tokens, far too little to show a curriculum
+    # effect at scale (docs/CURRICULUM.md, Results, says what a GPU run would need).
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", type=Path, default=RAW)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "curriculum")
@@ -277,20 +288,20 @@ def main() -> None:
     ap.add_argument("--lock", type=Path, default=None, help="lock file held (flock) for each run, e.g. /tmp/heavy.lock")
     ap.add_argument("--samplers", default="random,stratified,competence,curiosity")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=200, help="optimizer steps of every fresh-model run")
+    ap.add_argument("--steps", type=int, default=80, help="optimizer steps of every fresh-model run")
     ap.add_argument("--fresh", default="128x4", help="WIDTHxLAYERS of the fresh model of SmolLM2's architecture")
-    ap.add_argument("--fresh-lr", type=float, default=1e-3)
-    ap.add_argument("--lora-steps", type=int, default=100, help="steps of the one SmolLM2 LoRA run per sampler")
+    ap.add_argument("--fresh-lr", type=float, default=2e-3)
+    ap.add_argument("--lora-steps", type=int, default=30, help="steps of the one SmolLM2 LoRA run per sampler")
     ap.add_argument("--lora-lr", type=float, default=2e-4)
-    ap.add_argument("--per-source", type=int, default=1500, help="training examples kept per source at most")
+    ap.add_argument("--per-source", type=int, default=600, help="training examples kept per source at most")
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--accumulation", type=int, default=2)
-    ap.add_argument("--eval-n", type=int, default=50, help="GSM8K and logic problems scored per run")
-    ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--bands", type=int, default=3, help="curriculum.curiosity_bands")
-    ap.add_argument("--probe-examples", type=int, default=8, help="curriculum.curiosity_probe_examples")
-    ap.add_argument("--probe-every", type=int, default=10, help="curriculum.curiosity_probe_every")
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--accumulation", type=int, default=1)
+    ap.add_argument("--eval-n", type=int, default=20, help="GSM8K and logic problems scored per run")
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--bands", type=int, default=2, help="curriculum.curiosity_bands")
+    ap.add_argument("--probe-examples", type=int, default=4, help="curriculum.curiosity_probe_examples")
+    ap.add_argument("--probe-every", type=int, default=8, help="curriculum.curiosity_probe_every")
     ap.add_argument("--smoke", action="store_true", help="synthetic data and tiny sizes: check the harness")
     a = ap.parse_args()
     if a.smoke:
@@ -330,8 +341,7 @@ def main() -> None:
                "SmolLM2-135M LoRA": work / "runs" / "lora-curiosity-seed0"}
     results = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        # paths relative to the repository, so the results name no machine's folders
-        "settings": {k: (os.path.relpath(v, ROOT) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "settings": {k: shown_path(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
         "loop_uses_curriculum": bool(applied) and all(applied),
         "runs": runs, "aggregate": aggregate(runs),
         "machine_seconds": round(sum(r.get("total_seconds", r["seconds"]) for r in runs)),
