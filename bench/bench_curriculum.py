@@ -23,7 +23,7 @@ spread" on a metric when the difference of the means exceeds the sum of the two 
 deviations. Writes ``results.json``, ``results.md`` and ``curiosity_probabilities.png`` (the
 curiosity sampler's bucket probabilities over training: fresh model seed 0 and the LoRA run) into
 ``--out``; the runs themselves (checkpoints, exported models) go to ``--work``, outside the
-repository. A run whose results are already in ``--work`` is not repeated, so an interrupted
+repository. A run whose results are already in ``--work`` with the same settings is not repeated, so an interrupted
 experiment continues.
 
 The harness checks that the training loop honoured ``curriculum.strategy`` (the competence and
@@ -276,8 +276,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    # The defaults are sized for about 40 minutes on 2 busy CPU cores (12 fresh-model runs of 80
-    # steps x 1024 tokens, 4 LoRA runs of 30 steps, each scored on 20 + 20 problems): enough to
+    # The defaults are sized for about 40 minutes on 2 busy CPU cores (12 fresh-model runs of 200
+    # steps x 1024 tokens, 4 LoRA runs of 40 steps, each scored on 20 + 20 problems): enough to
     # check the samplers against each other at equal tokens, far too little to show a curriculum
     # effect at scale (docs/CURRICULUM.md, Results, says what a GPU run would need).
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -288,10 +288,10 @@ def main() -> None:
     ap.add_argument("--lock", type=Path, default=None, help="lock file held (flock) for each run, e.g. /tmp/heavy.lock")
     ap.add_argument("--samplers", default="random,stratified,competence,curiosity")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=80, help="optimizer steps of every fresh-model run")
+    ap.add_argument("--steps", type=int, default=200, help="optimizer steps of every fresh-model run")
     ap.add_argument("--fresh", default="128x4", help="WIDTHxLAYERS of the fresh model of SmolLM2's architecture")
     ap.add_argument("--fresh-lr", type=float, default=2e-3)
-    ap.add_argument("--lora-steps", type=int, default=30, help="steps of the one SmolLM2 LoRA run per sampler")
+    ap.add_argument("--lora-steps", type=int, default=40, help="steps of the one SmolLM2 LoRA run per sampler")
     ap.add_argument("--lora-lr", type=float, default=2e-4)
     ap.add_argument("--per-source", type=int, default=600, help="training examples kept per source at most")
     ap.add_argument("--max-length", type=int, default=512)
@@ -301,7 +301,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--bands", type=int, default=2, help="curriculum.curiosity_bands")
     ap.add_argument("--probe-examples", type=int, default=4, help="curriculum.curiosity_probe_examples")
-    ap.add_argument("--probe-every", type=int, default=8, help="curriculum.curiosity_probe_every")
+    ap.add_argument("--probe-every", type=int, default=10, help="curriculum.curiosity_probe_every")
     ap.add_argument("--smoke", action="store_true", help="synthetic data and tiny sizes: check the harness")
     a = ap.parse_args()
     if a.smoke:
@@ -325,15 +325,16 @@ def main() -> None:
     for sampler, seed, kind, steps in plan:
         run = work / "runs" / f"{kind}-{sampler}-seed{seed}"
         done = run / "bench_result.json"
-        if not done.is_file():
+        cfg = run_config(prepared, sampler, seed, kind, steps, a)
+        settings = {"config": cfg.model_dump(mode="json"), "eval_n": a.eval_n, "max_new_tokens": a.max_new_tokens}
+        if not done.is_file() or json.loads(done.read_text()).get("settings") != settings:  # changed: run again
             with held(a.lock):
                 t0 = time.perf_counter()
-                r = {"sampler": sampler, "seed": seed, "kind": kind,
-                     **train_run(run_config(prepared, sampler, seed, kind, steps, a), run, sampler)}
+                r = {"sampler": sampler, "seed": seed, "kind": kind, **train_run(cfg, run, sampler)}
                 r.update(evaluate_run(run, prepared, subsets, a))
                 r["total_seconds"] = time.perf_counter() - t0
-            done.write_text(json.dumps(r))
-        runs.append(json.loads(done.read_text()))
+            done.write_text(json.dumps({**r, "settings": settings}))
+        runs.append({k: v for k, v in json.loads(done.read_text()).items() if k != "settings"})
         print(json.dumps(runs[-1]), flush=True)
     applied = [r["applied"] for r in runs if r["applied"] is not None]
     plot = a.out / "curiosity_probabilities.png"
