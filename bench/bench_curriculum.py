@@ -23,13 +23,12 @@ spread" on a metric when the difference of the means exceeds the sum of the two 
 deviations. Writes ``results.json``, ``results.md`` and ``curiosity_probabilities.png`` (the
 curiosity sampler's bucket probabilities over training: fresh model seed 0 and the LoRA run) into
 ``--out``; the runs themselves (checkpoints, exported models) go to ``--work``, outside the
-repository. A run whose results are already in ``--work`` with the same settings is not repeated, so an interrupted
-experiment continues.
+repository. A run whose results are already in ``--work`` with the same settings is not
+repeated, so an interrupted experiment continues.
 
 The harness checks that the training loop honoured ``curriculum.strategy`` (the competence and
-curiosity runs must log ``curriculum/competence`` and ``curriculum/p/<bucket>``); until the loop
-integration it has not, and the report says so in its first line instead of comparing samplers
-that all ran as ``random``.
+curiosity runs must log ``curriculum/competence`` and ``curriculum/p/<bucket>``); if one did not,
+the report says so in its first line instead of comparing samplers that all ran as ``random``.
 """
 
 from __future__ import annotations
@@ -250,7 +249,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = []
     if not results["loop_uses_curriculum"]:
         lines += ["**The training loop ignored `curriculum.strategy` in these runs: every sampler trained as "
-                  "`random`, so the table compares seeds, not samplers.** Rerun after the loop integration.", ""]
+                  "`random`, so the table compares seeds, not samplers.**", ""]
     lines += [f"Command: `{results['command']}`", "",
               f"Settings: {json.dumps(results['settings'])}", ""]
     if results.get("machine_seconds"):
