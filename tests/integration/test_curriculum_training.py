@@ -72,13 +72,15 @@ def assert_same_run(ref: Path, run_dir: Path, steps: int, tolerance: float = TOL
         assert b[s]["epoch"] == a[s]["epoch"], s
 
 
-@pytest.mark.parametrize("strategy", ["competence", "curiosity"])
-def test_curriculum_metrics_have_their_exact_names_and_the_log_shows_the_table(tmp_path, caplog, strategy):
+@pytest.mark.parametrize(("strategy", "difficulty"), [("competence", "model"), ("curiosity", "rules")])
+def test_curriculum_metrics_have_their_exact_names_and_the_log_shows_the_table(tmp_path, caplog, strategy,
+                                                                             difficulty):
+    """``model`` difficulty: the loop has the run's base score its own training sequences on rank 0."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
     cfg = tiny_config(*write_curriculum_data(tmp_path / "data"), max_steps=3, save_steps=100, eval_steps=100,
-                      packing=True, curriculum={"strategy": strategy, **CURIOSITY})
+                      packing=True, curriculum={"strategy": strategy, "difficulty": difficulty, **CURIOSITY})
     with caplog.at_level(logging.INFO):
         train(cfg, out, show_progress=False)
     recs = step_records(out)
@@ -88,7 +90,8 @@ def test_curriculum_metrics_have_their_exact_names_and_the_log_shows_the_table(t
         # the step just trained (step - 1 steps before it) drew at c(step - 1), c(T) = 1 at T = 0.5 x 3 steps
         assert [recs[s]["curriculum/competence"] for s in (1, 2, 3)] == pytest.approx(
             [competence(s - 1, 2, 0.01, 2) for s in (1, 2, 3)])
-        assert "curriculum competence (difficulty: rules): 3 steps" in caplog.text and "eligible@0" in caplog.text
+        assert "curriculum competence (difficulty: model): 3 steps" in caplog.text and "eligible@0" in caplog.text
+        assert "model difficulty of 64 examples" in caplog.text  # scored (or read back from the cache)
     else:
         expected = {f"curriculum/{what}/{b}" for what in ("p", "loss") for b in BUCKETS}
         assert sum(recs[1][f"curriculum/p/{b}"] for b in BUCKETS) == pytest.approx(1.0)
