@@ -8,10 +8,11 @@ their libraries; how processes meet is one ``Parallelism`` object (distributed.p
 has no branch on the launcher.
 
 Order of a run: pre-flight checks (config + launcher + hardware, nothing loaded), the output
-folder checked and locked, data tokenized and fingerprinted, the folder marked as this run's,
-weights loaded, the parallelism object wraps them, the optimizer, schedule and stream are built,
-a checkpoint's training state is put back whole, then ``fit`` runs until the last step or a
-signal.
+folder checked and locked, data tokenized, fingerprinted and rated for the curriculum, the folder
+marked as this run's, weights loaded, the parallelism object wraps them, the optimizer, the
+curriculum sampler (``curriculum.strategy``: which examples each step trains on), schedule and
+stream are built, a checkpoint's training state is put back whole, then ``fit`` runs until the
+last step or a signal.
 """
 
 from __future__ import annotations
