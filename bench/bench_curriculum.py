@@ -252,6 +252,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "`random`, so the table compares seeds, not samplers.**", ""]
     lines += [f"Command: `{results['command']}`", "",
               f"Settings: {json.dumps(results['settings'])}", ""]
+    if results.get("missing_runs"):
+        lines += [f"**Not run (the experiment was stopped before them): {', '.join(results['missing_runs'])}.**", ""]
     if results.get("machine_seconds"):
         lines += [f"Machine time: {results['machine_seconds'] / 60:.1f} minutes (training and evaluation of every run).", ""]
     for kind in ("fresh", "lora"):
@@ -302,6 +304,8 @@ def main() -> None:
     ap.add_argument("--probe-examples", type=int, default=4, help="curriculum.curiosity_probe_examples")
     ap.add_argument("--probe-every", type=int, default=10, help="curriculum.curiosity_probe_every")
     ap.add_argument("--smoke", action="store_true", help="synthetic data and tiny sizes: check the harness")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: report the runs already in --work with these settings, naming the missing")
     a = ap.parse_args()
     if a.smoke:
         a.seeds, a.steps, a.fresh, a.lora_steps, a.per_source = 2, 6, "32x2", 2, 60
@@ -320,13 +324,17 @@ def main() -> None:
     plan = [(s, seed, "fresh", a.steps) for seed in range(a.seeds) for s in samplers]
     if a.lora_steps:
         plan += [(s, 0, "lora", a.lora_steps) for s in samplers]
-    runs = []
+    runs, missing = [], []
     for sampler, seed, kind, steps in plan:
         run = work / "runs" / f"{kind}-{sampler}-seed{seed}"
         done = run / "bench_result.json"
         cfg = run_config(prepared, sampler, seed, kind, steps, a)
         settings = {"config": cfg.model_dump(mode="json"), "eval_n": a.eval_n, "max_new_tokens": a.max_new_tokens}
-        if not done.is_file() or json.loads(done.read_text()).get("settings") != settings:  # changed: run again
+        fresh = done.is_file() and json.loads(done.read_text()).get("settings") == settings
+        if not fresh and a.report_only:
+            missing.append(run.name)
+            continue
+        if not fresh:  # never run, or run with other settings: run again
             with held(a.lock):
                 t0 = time.perf_counter()
                 r = {"sampler": sampler, "seed": seed, "kind": kind, **train_run(cfg, run, sampler)}
@@ -343,7 +351,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {k: shown_path(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
         "loop_uses_curriculum": bool(applied) and all(applied),
-        "runs": runs, "aggregate": aggregate(runs),
+        "runs": runs, "aggregate": aggregate(runs), "missing_runs": missing,
         "machine_seconds": round(sum(r.get("total_seconds", r["seconds"]) for r in runs)),
         "plot": plot.name if plot_probabilities(curious, plot) else None,
     }
