@@ -14,7 +14,7 @@ import torch
 
 from curiosity_sft.errors import UserError
 from curiosity_sft.training import checkpoint as ckpt_mod
-from curiosity_sft.training import preflight as preflight_mod
+from curiosity_sft.training import loop as loop_mod
 from curiosity_sft.training import step as step_mod
 from curiosity_sft.training.batching import plan_epoch
 from curiosity_sft.training.checkpoint import find_checkpoint, list_checkpoints
@@ -91,7 +91,9 @@ def test_fingerprint_names_what_changed(tok, key, value, named):
 
 def fp16_on_cpu(monkeypatch):
     """fp16 autocast with a GradScaler on the CPU (both run there), as on a GPU without bf16."""
-    monkeypatch.setattr(preflight_mod, "autocast_dtype", lambda cfg, device, bf16_supported=None: torch.float16)
+    from curiosity_sft.training.precision import PrecisionChoice
+
+    monkeypatch.setattr(loop_mod, "choose_precision", lambda *a, **kw: PrecisionChoice(torch.float16, "fp16 (test)"))
 
 
 @pytest.mark.slow

@@ -110,3 +110,19 @@ def test_a_folder_of_ours_that_never_saved_and_a_stale_lock_are_reused(data, tmp
     stale.mkdir()
     (stale / ".lock").write_text("123")  # what a failed run of an older version left
     assert train(cfg, stale, show_progress=False).steps == 3
+
+
+def test_a_folder_of_ours_is_reused_only_under_the_guards_every_command_has(data, tmp_path, capsys):
+    """io.check_output_dir's guards hold for train's own folders too: before, a folder of ours that
+    never saved skipped them, so a run could start in a folder holding its own train file."""
+    import shutil
+
+    from curiosity_sft.io import MANIFEST, atomic_write_json, ownership
+
+    out = tmp_path / "ours"
+    out.mkdir()
+    atomic_write_json(out / MANIFEST, {**ownership("train"), "status": "running"})  # killed before any checkpoint
+    inside = shutil.copy(data[0], out / "train.jsonl")
+    assert cli_train(tiny_config(inside, None, max_steps=1), tmp_path, out) == 2
+    assert "is inside the output folder" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "train.jsonl"]  # nothing touched

@@ -58,12 +58,19 @@ class RunFolder:
         self._made_dir = False
 
     def check(self) -> None:
-        """Refuse, before any work, a folder this run may not write into."""
+        """Refuse, before any work, a folder this run may not write into.
+
+        The rule is ``io.check_output_dir``'s, the one every command follows (whose folder it is
+        comes from ``io.written_by``); training adds what its long-lived folder needs: a resume
+        continues in its own folder, an earlier run is refused with the message that fits it
+        (finished, or interrupted with checkpoints to resume), and a folder of ours that never
+        saved a checkpoint holds nothing to lose, so it is replaced without ``--overwrite``.
+        """
         out = self.out
-        if self.resume:
-            if written_by(out) == "train" or list_checkpoints(out) or not out.exists() or self._empty():
-                return
-        elif written_by(out) == "train" and not self.overwrite:
+        ours = written_by(out) == "train"
+        if self.resume and (ours or list_checkpoints(out) or not out.exists() or self._empty()):
+            return
+        if ours and not self.resume and not self.overwrite:
             ckpts = list_checkpoints(out)
             if read_manifest(out).get("status") == "finished":
                 raise UserError("this folder holds a finished run of `curiosity-sft train`", where=out,
@@ -74,10 +81,10 @@ class RunFolder:
                                 where=out,
                                 fix="resume it with --resume_from_checkpoint latest, pass --overwrite to start over, "
                                     "or choose another --output")
-            return  # ours, and it never saved anything: nothing to lose
         if self._empty():
             return
-        check_output_dir(out, "train", overwrite=self.overwrite, inputs=self.inputs)
+        # the same guards as every command (a file, the current folder, a folder holding an input)
+        check_output_dir(out, "train", overwrite=self.overwrite or ours, inputs=self.inputs)
 
     def _empty(self) -> bool:
         """No entries, or only the lock file a run of an older version left behind."""
