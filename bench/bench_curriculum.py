@@ -1,9 +1,11 @@
 """Issue 16's experiment: does any curriculum sampler beat `stratified` at an equal token budget?
 
-Usage (from the repository root, under the heavy-job lock):
+Usage (from the repository root; ``--lock`` takes a lock file for each run, so on a shared
+machine the experiment waits between runs for other heavy jobs instead of holding them off for
+the whole experiment):
 
-    flock /tmp/heavy.lock .venv/bin/python bench/bench_curriculum.py --out bench/results/curriculum
-    flock /tmp/heavy.lock .venv/bin/python bench/bench_curriculum.py --smoke --out /tmp/curriculum_smoke
+    .venv/bin/python bench/bench_curriculum.py --lock /tmp/heavy.lock --out bench/results/curriculum
+    .venv/bin/python bench/bench_curriculum.py --smoke --out /tmp/curriculum_smoke
 
 The data mix is prepared from ../shared/data/raw (GSM8K, MATH, the three children's books, the
 logic puzzles; at most ``--per-source`` training examples each) with ``curiosity-sft prepare``'s
@@ -19,22 +21,27 @@ accuracy on a fixed subset of the logic validation examples (the puzzles have no
 Per sampler: mean and standard deviation over seeds; a sampler "beats stratified beyond the seed
 spread" on a metric when the difference of the means exceeds the sum of the two standard
 deviations. Writes ``results.json``, ``results.md`` and ``curiosity_probabilities.png`` (the
-curiosity sampler's bucket probabilities over training, seed 0) into ``--out``; a run whose
-results are already there is not repeated, so an interrupted experiment continues.
+curiosity sampler's bucket probabilities over training: fresh model seed 0 and the LoRA run) into
+``--out``; the runs themselves (checkpoints, exported models) go to ``--work``, outside the
+repository. A run whose results are already in ``--work`` with the same settings is not
+repeated, so an interrupted experiment continues.
 
 The harness checks that the training loop honoured ``curriculum.strategy`` (the competence and
-curiosity runs must log ``curriculum/competence`` and ``curriculum/p/<bucket>``); until the loop
-integration it has not, and the report says so in its first line instead of comparing samplers
-that all ran as ``random``.
+curiosity runs must log ``curriculum/competence`` and ``curriculum/p/<bucket>``); if one did not,
+the report says so in its first line instead of comparing samplers that all ran as ``random``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
+import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +49,27 @@ ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT.parent / "shared" / "data" / "raw"
 MODEL = "smollm2-135m-instruct"
 SAMPLER_KEYS = {"competence": "curriculum/competence", "curiosity": "curriculum/p/"}
+
+
+@contextlib.contextmanager
+def held(lock: Path | None) -> Iterator[None]:
+    """The shared machine's heavy-job lock (``flock``), held for one run only."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def shown_path(p: Path) -> str:
+    """Relative to the repository when inside its workspace (``../shared/...``), so the results name
+    no machine's folders; other paths (``/tmp/...``) as given."""
+    p = p.resolve()
+    return os.path.relpath(p, ROOT) if p.is_relative_to(ROOT.parent) else str(p)
 
 
 def prepare_mix(raw: Path, work: Path, per_source: int, max_length: int, smoke: bool) -> Path:
@@ -95,9 +123,8 @@ def run_config(prepared: Path, sampler: str, seed: int, kind: str, steps: int, a
         model = {"hidden_dim": width, "num_layers": layers, "peft_enable": False, "learning_rate": a.fresh_lr}
     else:
         model = {"peft_enable": True, "lora_r": 16, "lora_alpha": 32, "learning_rate": a.lora_lr}
-    curriculum: dict[str, Any] = {"strategy": sampler}
-    if a.smoke:
-        curriculum.update(curiosity_probe_every=2, curiosity_probe_examples=2)
+    curriculum: dict[str, Any] = {"strategy": sampler, "curiosity_bands": a.bands,
+                                  "curiosity_probe_examples": a.probe_examples, "curiosity_probe_every": a.probe_every}
     return SFTConfig(model_name=MODEL, train_file=str(prepared / "train.jsonl"), val_file=str(prepared / "val.jsonl"),
                      max_length=a.max_length, packing=True, batch_size=a.batch_size,
                      gradient_accumulation_steps=a.accumulation, max_steps=steps, warmup_ratio=0.05,
@@ -154,7 +181,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
 
 
 def verdicts(agg: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    """For each sampler and metric: better or worse than stratified, and whether beyond the seed spread."""
+    """Each (sampler, metric) that differs from stratified beyond the seed spread, better or worse."""
     lines = []
     for g, metrics in sorted(agg.items()):
         kind, sampler = g.split("/")
@@ -169,33 +196,44 @@ def verdicts(agg: dict[str, dict[str, dict[str, float]]]) -> list[str]:
             better = diff < 0 if lower_better else diff > 0
             spread = m["std"] + base[k]["std"]
             beyond = abs(diff) > spread and m["n"] > 1 and base[k]["n"] > 1
-            if better and beyond:
-                lines.append(f"{kind}: {sampler} beats stratified on {k} beyond the seed spread "
-                             f"({m['mean']:.4f} vs {base[k]['mean']:.4f}, spread {spread:.4f})")
+            if beyond:
+                lines.append(f"{kind}: {sampler} {'beats' if better else 'is worse than'} stratified on {k} beyond "
+                             f"the seed spread ({m['mean']:.4f} vs {base[k]['mean']:.4f}, spread {spread:.4f})")
     return lines
 
 
-def plot_probabilities(run: Path, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def probability_series(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """``curriculum/p/<bucket>`` of every logged step of a run, per bucket."""
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     series: dict[str, list[tuple[int, float]]] = {}
     for r in recs:
         for k, v in r.items():
             if k.startswith("curriculum/p/"):
                 series.setdefault(k.removeprefix("curriculum/p/"), []).append((r["step"], v))
-    if not series:
+    return series
+
+
+def plot_probabilities(runs: dict[str, Path] | Path, path: Path) -> bool:
+    """One panel per curiosity run (title: its label); False when no run logged probabilities."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if isinstance(runs, Path):
+        runs = {"seed 0": runs}
+    panels = {label: s for label, run in runs.items() if (run / "metrics.jsonl").is_file()
+              and (s := probability_series(run))}
+    if not panels:
         return False
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, pts in sorted(series.items()):
-        ax.plot([s for s, _ in pts], [p for _, p in pts], label=name)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("probability of drawing the bucket")
-    ax.set_title("curiosity sampler: bucket probabilities (seed 0)")
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for ax, (label, series) in zip(axes[0], panels.items(), strict=True):
+        for name, pts in sorted(series.items()):
+            ax.plot([s for s, _ in pts], [p for _, p in pts], label=name)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("probability of drawing the bucket")
+        ax.set_title(f"curiosity sampler: bucket probabilities ({label})")
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -211,9 +249,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines = []
     if not results["loop_uses_curriculum"]:
         lines += ["**The training loop ignored `curriculum.strategy` in these runs: every sampler trained as "
-                  "`random`, so the table compares seeds, not samplers.** Rerun after the loop integration.", ""]
+                  "`random`, so the table compares seeds, not samplers.**", ""]
     lines += [f"Command: `{results['command']}`", "",
               f"Settings: {json.dumps(results['settings'])}", ""]
+    if results.get("missing_runs"):
+        lines += [f"**Not run (the experiment was stopped before them): {', '.join(results['missing_runs'])}.**", ""]
+    if results.get("machine_seconds"):
+        lines += [f"Machine time: {results['machine_seconds'] / 60:.1f} minutes (training and evaluation of every run).", ""]
     for kind in ("fresh", "lora"):
         groups = sorted(g for g in agg if g.startswith(kind + "/"))
         if not groups:
@@ -226,7 +268,8 @@ def markdown(results: dict[str, Any]) -> str:
             cells = [fmt(m[k], 0) if k == "tokens" else fmt(m[k]) for k in metrics]
             lines.append(f"| {g.split('/')[1]} | {m[metrics[0]]['n']} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["Beyond the seed spread (difference of means > sum of standard deviations), better than stratified:", ""]
+    lines += ["Different from stratified beyond the seed spread (difference of means > sum of standard "
+              "deviations; needs 2+ runs each):", ""]
     lines += [f"- {v}" for v in results["verdicts"]] or ["- none"]
     if results.get("plot"):
         lines += ["", f"![curiosity bucket probabilities]({results['plot']})"]
@@ -234,58 +277,83 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # The defaults are sized for about 40 minutes on 2 busy CPU cores (12 fresh-model runs of 200
+    # steps x 1024 tokens, 4 LoRA runs of 40 steps, each scored on 20 + 20 problems): enough to
+    # check the samplers against each other at equal tokens, far too little to show a curriculum
+    # effect at scale (docs/CURRICULUM.md, Results, says what a GPU run would need).
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", type=Path, default=RAW)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "curriculum")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="where the runs go (default: $CURIOSITY_SFT_CACHE/bench_curriculum, outside the repository)")
+    ap.add_argument("--lock", type=Path, default=None, help="lock file held (flock) for each run, e.g. /tmp/heavy.lock")
     ap.add_argument("--samplers", default="random,stratified,competence,curiosity")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=200, help="optimizer steps of every fresh-model run")
     ap.add_argument("--fresh", default="128x4", help="WIDTHxLAYERS of the fresh model of SmolLM2's architecture")
-    ap.add_argument("--fresh-lr", type=float, default=1e-3)
-    ap.add_argument("--lora-steps", type=int, default=100, help="steps of the one SmolLM2 LoRA run per sampler")
+    ap.add_argument("--fresh-lr", type=float, default=2e-3)
+    ap.add_argument("--lora-steps", type=int, default=40, help="steps of the one SmolLM2 LoRA run per sampler")
     ap.add_argument("--lora-lr", type=float, default=2e-4)
-    ap.add_argument("--per-source", type=int, default=1500, help="training examples kept per source at most")
+    ap.add_argument("--per-source", type=int, default=600, help="training examples kept per source at most")
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--accumulation", type=int, default=2)
-    ap.add_argument("--eval-n", type=int, default=50, help="GSM8K and logic problems scored per run")
-    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--accumulation", type=int, default=1)
+    ap.add_argument("--eval-n", type=int, default=20, help="GSM8K and logic problems scored per run")
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--bands", type=int, default=2, help="curriculum.curiosity_bands")
+    ap.add_argument("--probe-examples", type=int, default=4, help="curriculum.curiosity_probe_examples")
+    ap.add_argument("--probe-every", type=int, default=10, help="curriculum.curiosity_probe_every")
     ap.add_argument("--smoke", action="store_true", help="synthetic data and tiny sizes: check the harness")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: report the runs already in --work with these settings, naming the missing")
     a = ap.parse_args()
     if a.smoke:
         a.seeds, a.steps, a.fresh, a.lora_steps, a.per_source = 2, 6, "32x2", 2, 60
         a.max_length, a.batch_size, a.accumulation, a.eval_n, a.max_new_tokens = 256, 2, 2, 3, 8
+        a.probe_examples, a.probe_every = 2, 2
     elif not a.raw.is_dir():
         print(f"skipped: {a.raw} is absent (use --smoke for the synthetic data)")
         return
     a.out.mkdir(parents=True, exist_ok=True)
-    work = a.out / "work"
-    prepared = prepare_mix(a.raw, work, a.per_source, a.max_length, a.smoke)
+    cache = Path(os.environ.get("CURIOSITY_SFT_CACHE", ROOT / ".cache"))
+    work = a.work or cache / ("bench_curriculum_smoke" if a.smoke else "bench_curriculum")
+    with held(a.lock):
+        prepared = prepare_mix(a.raw, work, a.per_source, a.max_length, a.smoke)
     subsets = eval_subsets(prepared, work, a.eval_n)
     samplers = a.samplers.split(",")
     plan = [(s, seed, "fresh", a.steps) for seed in range(a.seeds) for s in samplers]
     if a.lora_steps:
         plan += [(s, 0, "lora", a.lora_steps) for s in samplers]
-    runs = []
+    runs, missing = [], []
     for sampler, seed, kind, steps in plan:
         run = work / "runs" / f"{kind}-{sampler}-seed{seed}"
         done = run / "bench_result.json"
-        if not done.is_file():
-            r = {"sampler": sampler, "seed": seed, "kind": kind,
-                 **train_run(run_config(prepared, sampler, seed, kind, steps, a), run, sampler)}
-            r.update(evaluate_run(run, prepared, subsets, a))
-            done.write_text(json.dumps(r))
-        runs.append(json.loads(done.read_text()))
+        cfg = run_config(prepared, sampler, seed, kind, steps, a)
+        settings = {"config": cfg.model_dump(mode="json"), "eval_n": a.eval_n, "max_new_tokens": a.max_new_tokens}
+        fresh = done.is_file() and json.loads(done.read_text()).get("settings") == settings
+        if not fresh and a.report_only:
+            missing.append(run.name)
+            continue
+        if not fresh:  # never run, or run with other settings: run again
+            with held(a.lock):
+                t0 = time.perf_counter()
+                r = {"sampler": sampler, "seed": seed, "kind": kind, **train_run(cfg, run, sampler)}
+                r.update(evaluate_run(run, prepared, subsets, a))
+                r["total_seconds"] = time.perf_counter() - t0
+            done.write_text(json.dumps({**r, "settings": settings}))
+        runs.append({k: v for k, v in json.loads(done.read_text()).items() if k != "settings"})
         print(json.dumps(runs[-1]), flush=True)
     applied = [r["applied"] for r in runs if r["applied"] is not None]
     plot = a.out / "curiosity_probabilities.png"
-    curious = work / "runs" / "fresh-curiosity-seed0"
+    curious = {"fresh model, seed 0": work / "runs" / "fresh-curiosity-seed0",
+               "SmolLM2-135M LoRA": work / "runs" / "lora-curiosity-seed0"}
     results = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "settings": {k: shown_path(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
         "loop_uses_curriculum": bool(applied) and all(applied),
-        "runs": runs, "aggregate": aggregate(runs),
-        "plot": plot.name if curious.is_dir() and plot_probabilities(curious, plot) else None,
+        "runs": runs, "aggregate": aggregate(runs), "missing_runs": missing,
+        "machine_seconds": round(sum(r.get("total_seconds", r["seconds"]) for r in runs)),
+        "plot": plot.name if plot_probabilities(curious, plot) else None,
     }
     results["verdicts"] = verdicts(results["aggregate"]) if results["loop_uses_curriculum"] else []
     (a.out / "results.json").write_text(json.dumps(results, indent=2))

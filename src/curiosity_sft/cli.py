@@ -57,10 +57,6 @@ def cmd_train(a: argparse.Namespace) -> None:
     from curiosity_sft.training.loop import train
 
     cfg = load_config(a.config, a.set)
-    if cfg.curriculum.strategy != "random":
-        # Until the loop reads the sampler (issue 16, phase 2), say so rather than sample silently as random.
-        log.warning("curriculum.strategy=%s is not applied by `train` yet: this run samples as `random` "
-                    "(`curiosity-sft curriculum` shows what the sampler will do)", cfg.curriculum.strategy)
     r = train(cfg, a.output, resume_from=a.resume_from_checkpoint, overwrite=a.overwrite,
               keep_global_batch=a.keep_global_batch, force_resume=a.force_resume)
     if not r.is_main:

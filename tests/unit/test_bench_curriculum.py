@@ -23,11 +23,13 @@ def test_a_sampler_beats_stratified_only_beyond_the_seed_spread():
     runs = [run("stratified", s, 2.0 + 0.01 * s) for s in range(3)]
     runs += [run("curiosity", s, 1.8 + 0.01 * s, applied=True) for s in range(3)]  # clearly lower loss
     runs += [run("competence", s, 1.97 + 0.03 * s, applied=True) for s in range(3)]  # better, within the spread
+    runs += [run("random", s, 2.3 + 0.01 * s, applied=None) for s in range(3)]  # clearly worse
     agg = bench.aggregate(runs)
     assert agg["fresh/stratified"]["val_loss/gsm8k"]["mean"] == pytest.approx(2.01)
     assert agg["fresh/stratified"]["val_loss/gsm8k"]["std"] == pytest.approx(0.01)
     v = bench.verdicts(agg)
-    assert len(v) == 1 and v[0].startswith("fresh: curiosity beats stratified on val_loss/gsm8k")
+    assert len(v) == 2 and v[0].startswith("fresh: curiosity beats stratified on val_loss/gsm8k")
+    assert v[1].startswith("fresh: random is worse than stratified on val_loss/gsm8k")
     report = bench.markdown({"aggregate": agg, "verdicts": v, "loop_uses_curriculum": True, "command": "x",
                              "settings": {"fresh": "32x2"}, "plot": None})
     assert "| curiosity | 3 | " in report and "1.8100 ± 0.0100" in report and "ignored" not in report
@@ -45,5 +47,7 @@ def test_probability_plot_from_metrics(tmp_path):
             for s in range(1, 11)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert bench.plot_probabilities(tmp_path, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 1000
+    # one panel per run that logged probabilities; a missing run is left out
+    assert bench.plot_probabilities({"fresh": tmp_path, "lora": tmp_path / "absent"}, tmp_path / "two.png")
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0}) + "\n")
     assert not bench.plot_probabilities(tmp_path, tmp_path / "q.png")

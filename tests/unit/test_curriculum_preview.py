@@ -35,17 +35,3 @@ def test_preview_without_data_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train file not found" in err and "Traceback" not in err
 
-
-def test_train_says_it_does_not_apply_the_strategy_yet(tmp_path, monkeypatch, caplog):
-    """Phase 1: the loop does not read curriculum.* yet; a run asking for a sampler must not look as if it got one."""
-    from types import SimpleNamespace
-
-    import curiosity_sft.training.loop as loop
-
-    monkeypatch.setattr(loop, "train", lambda cfg, out, **kw: SimpleNamespace(
-        steps=0, final_loss=None, final_eval_loss=None, output_dir=out, is_main=True, stopped_by=None))
-    assert main(["train", "--output", str(tmp_path / "run"), "--set", "curriculum.strategy=curiosity"]) == 0
-    assert "curriculum.strategy=curiosity is not applied by `train` yet" in caplog.text
-    caplog.clear()
-    assert main(["train", "--output", str(tmp_path / "run")]) == 0
-    assert "not applied" not in caplog.text

@@ -238,3 +238,19 @@ def test_a_group_smaller_than_a_step_repeats_examples_and_says_so(caplog):
     rows = sampler.next_step(0)
     assert len(rows) == 12 and all(sum(data.lengths[i] for i in r) == 200 for r in rows)  # full rows
     assert sorted({i for r in rows for i in r}) == list(range(300, 310))  # all ten, each more than once
+
+
+def test_a_record_from_before_the_samplers_resumes_as_random_at_its_position():
+    """A checkpoint whose record holds only today's plan position (sampler ``{"name": "shuffled"}``)."""
+    from curiosity_sft.curriculum.samplers import saved_state
+
+    whole = build_sampler(cfg_for("random"), DATA, 12)
+    ref = drive(whole, 0, 20)
+    resumed = build_sampler(cfg_for("random"), DATA, 12)
+    position = {"epoch": 0, "index": 7}
+    resumed.load_state_dict(saved_state({"name": "shuffled"}, position, 12, 7, DATA))
+    assert drive(resumed, 7, 20) == ref[7:]
+    current = build_sampler(cfg_for("curiosity"), DATA, 12).state_dict()
+    assert saved_state(current, position, 12, 7, DATA) is current  # a current record is used as it is
+    with pytest.raises(UserError, match="curriculum.strategy=random"):
+        build_sampler(cfg_for("curiosity"), DATA, 12).load_state_dict(saved_state({}, position, 12, 7, DATA))

@@ -11,7 +11,6 @@ from test_training_step import micro_batches
 
 from curiosity_sft.errors import UserError
 from curiosity_sft.training.distributed import Parallelism, World, accumulation_for, my_share
-from curiosity_sft.training.loop import _resume_position
 from curiosity_sft.training.loss import sum_token_loss
 from curiosity_sft.training.step import StepRunner, TokenLoss
 from curiosity_sft.training.stream import without_labels as _without_labels
@@ -72,9 +71,21 @@ def test_keep_global_batch_accumulation():
 
 
 def test_resume_position_same_batch_is_exact_other_batch_warns(caplog):
-    state = {"position": {"epoch": 1, "index": 6}, "global_batch": 4}
-    assert _resume_position(state, 4) == {"epoch": 1, "index": 6}
-    assert _resume_position({"position": {"epoch": 0, "index": 3}}, 8) == {"epoch": 0, "index": 3}  # older checkpoint
+    """The data position lives in the `random` sampler's state (the training-state record's ``sampler``)."""
+    from curiosity_sft.curriculum import CurriculumData
+    from curiosity_sft.curriculum.samplers import RandomSampler, saved_state
+
+    data = CurriculumData(("s",) * 40, (10,) * 40, (0.0,) * 40, (None,) * 40)
+
+    def resumed(global_batch: int, state: dict) -> dict:
+        sampler = RandomSampler(data, global_batch, False, 64, 0, 100)
+        sampler.load_state_dict(state)
+        return sampler.position()
+
+    state = {"strategy": "random", "data": data.fingerprint(), "global_batch": 4, "drawn": 16, "epoch": 1, "index": 6}
+    assert resumed(4, state) == {"epoch": 1, "index": 6}
+    older = saved_state({}, {"epoch": 0, "index": 3}, 8, 3, data)  # a record from before the samplers
+    assert resumed(8, older) == {"epoch": 0, "index": 3}
     with caplog.at_level(logging.WARNING):
-        assert _resume_position(state, 8) == {"epoch": 1, "index": 3}
+        assert resumed(8, state) == {"epoch": 1, "index": 3}
     assert "--keep-global-batch" in caplog.text

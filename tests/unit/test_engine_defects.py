@@ -75,12 +75,14 @@ def test_resume_refuses_a_changed_data_plan_unless_forced(data, three_steps, tmp
     ("tokenizer_sha256", "c", "the tokenizer or its chat template"), ("packing", False, "packing True -> False"),
     ("group_by_length", True, "group_by_length False -> True"), ("seed", 5, "seed 42 -> 5"),
     ("reasoning_format", "plain", "reasoning_format 'auto' -> 'plain'"),
+    ("curriculum", {"strategy": "competence", "competence_p": 1}, "curriculum.competence_p 2 -> 1"),
 ])
 def test_fingerprint_names_what_changed(tok, key, value, named):
     from curiosity_sft.config import SFTConfig
     from curiosity_sft.training.fingerprint import check_fingerprint, data_fingerprint
     saved = {"train_file_sha256": "a", "tokenizer_sha256": "b", "reasoning_format": "auto", "max_length": 8,
-             "packing": True, "group_by_length": False, "seed": 42}
+             "packing": True, "group_by_length": False, "seed": 42,
+             "curriculum": {"strategy": "competence", "competence_p": 2}}
     with pytest.raises(UserError, match=named):
         check_fingerprint(saved, {**saved, key: value}, ckpt_mod.Path("ckpt"), force=False)
     check_fingerprint(saved, {**saved, key: value}, ckpt_mod.Path("ckpt"), force=True)  # forced: a warning

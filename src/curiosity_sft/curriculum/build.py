@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,20 +24,21 @@ from curiosity_sft.curriculum.samplers import (
 from curiosity_sft.data.reasoning import ReasoningFormat
 from curiosity_sft.data.schema import Example
 from curiosity_sft.training.batching import Encoded, encode_all
+from curiosity_sft.training.stream import total_steps
 
 
 def build_sampler(cfg: SFTConfig, data: CurriculumData, global_batch: int) -> Sampler:
     """The sampler for ``cfg.curriculum.strategy``, with the run's length in steps decided here.
 
-    One epoch is the number of steps of one pass of today's plan (``random``), for every strategy,
-    so ``epochs`` means the same number of steps, and hence about the same tokens, whichever
-    sampler runs. ``sampler.total_steps`` is what the loop trains for:
-    ``max_steps``, or ``ceil(epochs x steps per epoch)`` as before.
+    An epoch is a pass of today's plan (``random``), for every strategy, so ``epochs`` means the
+    same number of steps, and hence about the same tokens, whichever sampler runs.
+    ``sampler.total_steps`` is what the loop trains for: ``max_steps``, or the steps of
+    ``epochs`` passes of today's plan, each epoch's own count (``stream.total_steps``).
     """
     c = cfg.curriculum
     today = RandomSampler(data, global_batch, cfg.packing, cfg.max_length, cfg.seed, 1, cfg.group_by_length)
+    total = total_steps(today.plans, cfg.epochs, cfg.max_steps)
     per_epoch = len(today.plan_for(0))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
     common: dict[str, Any] = dict(data=data, global_batch=global_batch, packing=cfg.packing,
                                   max_length=cfg.max_length, seed=cfg.seed, total_steps=total)
     sampler: Sampler

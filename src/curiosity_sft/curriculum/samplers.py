@@ -5,7 +5,8 @@ One interface for all, so the training loop has no per-strategy branches:
 - ``next_step(step)`` -> rows (``list[list[int]]``: each row one example, or several packed),
   for the optimizer step that has ``step`` steps before it. The loop cuts the rows into
   micro-batches and each process takes its share, as it does with today's plan.
-- ``state_dict()`` / ``load_state_dict()``: plain JSON-able values, restored whole on resume.
+- ``state_dict()`` / ``load_state_dict()``: plain JSON-able values, restored whole on resume
+  (the checkpoint's training-state record carries them as ``sampler``).
 - ``metrics()``: what the loop logs at a logged step (``curriculum/...`` keys).
 - ``wants_probe`` / ``probe_sets`` / ``observe`` / ``observe_train``: the learning-progress
   feedback only the curiosity sampler uses; the others accept and ignore it.
@@ -26,7 +27,8 @@ from curiosity_sft.curriculum.data import CurriculumData
 from curiosity_sft.curriculum.pacing import allocate_rows, competence, stage_weights
 from curiosity_sft.curriculum.streams import CycleStream, PoolDraws, fill_rows
 from curiosity_sft.errors import UserError
-from curiosity_sft.training.batching import Plan, epoch_order, plan_epoch
+from curiosity_sft.training.batching import Plan
+from curiosity_sft.training.stream import ShuffledSampler
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,13 @@ class Sampler:
         raise NotImplementedError
 
     def epoch_progress(self) -> float:
-        """Epochs done before the step last drawn, for the ``epoch`` metric."""
-        return (self.drawn - 1) / self.steps_per_epoch
+        """Epochs done once the step last drawn is trained, for the ``epoch`` metric (an epoch is
+        the steps of one pass of today's plan)."""
+        return self.drawn / self.steps_per_epoch
+
+    def position(self) -> dict[str, int]:
+        """Where the next step starts, as (epoch, step index in it), for the checkpoint's record."""
+        return {"epoch": self.drawn // self.steps_per_epoch, "index": self.drawn % self.steps_per_epoch}
 
     def _warn_small(self, groups: dict[str, Sequence[int]], share: dict[str, float] | None = None) -> None:
         """Say which groups cannot fill their rows of a step (``share`` of them) without repeating examples."""
@@ -111,12 +118,13 @@ class Sampler:
         return {"strategy": self.strategy, "data": self.data.fingerprint(), "global_batch": self.global_batch,
                 "drawn": self.drawn, **self._state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], check_data: bool = True) -> None:
+        """``check_data=False`` (``--force-resume``) continues on changed data from the saved state."""
         if state.get("strategy") != self.strategy:
             raise UserError(f"the checkpoint was written with curriculum.strategy={state.get('strategy')}, "
                             f"this run uses {self.strategy}", where="curriculum.strategy",
                             fix=f"resume with --set curriculum.strategy={state.get('strategy')}")
-        if state.get("data") != self.data.fingerprint():
+        if check_data and state.get("data") != self.data.fingerprint():
             raise UserError("the checkpoint's sampler was built on other training data (examples, lengths or "
                             "difficulties differ)", where="train_file",
                             fix="resume with the same train_file, max_length, tokenizer and curriculum.difficulty")
@@ -131,7 +139,7 @@ class Sampler:
 
 
 class RandomSampler(Sampler):
-    """Today's shuffle, exactly: ``epoch_order`` + ``plan_epoch`` per epoch, as the loop's StepStream.
+    """Today's shuffle, exactly: the epoch plans of ``stream.ShuffledSampler``, walked step by step.
 
     The default, so existing runs and their loss curves do not move.
     """
@@ -141,14 +149,12 @@ class RandomSampler(Sampler):
     def __init__(self, data: CurriculumData, global_batch: int, packing: bool, max_length: int, seed: int,
                  total_steps: int, group_by_length: bool = False) -> None:
         super().__init__(data, global_batch, packing, max_length, seed, total_steps)
-        self.group_by_length = group_by_length
+        self.plans = ShuffledSampler(data.lengths, global_batch, packing, max_length, seed, group_by_length)
         self.epoch, self.index = 0, 0
         self._plan = self.plan_for(0)
 
     def plan_for(self, epoch: int) -> Plan:
-        order = epoch_order(len(self.data), self.seed, epoch)
-        return plan_epoch(self.data.lengths, order, self.global_batch, self.packing, self.max_length,
-                          seed=self.seed + epoch, group_by_length=self.group_by_length)
+        return self.plans.plan(epoch)
 
     def _next(self, step: int) -> Rows:
         if self.index >= len(self._plan):
@@ -158,7 +164,13 @@ class RandomSampler(Sampler):
         return self._plan[self.index - 1]
 
     def epoch_progress(self) -> float:
-        return self.epoch + (self.index - 1) / len(self._plan)
+        return self.epoch + self.index / len(self._plan)
+
+    def position(self) -> dict[str, int]:
+        """Normalised so a finished epoch reads as the next one's start."""
+        if self.index >= len(self._plan):
+            return {"epoch": self.epoch + 1, "index": 0}
+        return {"epoch": self.epoch, "index": self.index}
 
     def _state(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "index": self.index}
@@ -173,6 +185,16 @@ class RandomSampler(Sampler):
                         "of its examples may be repeated or skipped (pass --keep-global-batch to keep it exact)",
                         saved, self.global_batch, self.epoch)
         self._plan = self.plan_for(self.epoch)
+
+
+def saved_state(sampler: dict[str, Any], position: dict[str, int], global_batch: int, step: int,
+                data: CurriculumData) -> dict[str, Any]:
+    """The sampler state of a checkpoint's record; one written before the curriculum samplers (its
+    sampler only ``{"name": "shuffled"}`` or nothing) held today's plan at ``position``: ``random``."""
+    if "strategy" in sampler:
+        return sampler
+    return {"strategy": "random", "data": data.fingerprint(), "global_batch": global_batch, "drawn": step,
+            "epoch": int(position["epoch"]), "index": int(position["index"])}
 
 
 def natural_weights(data: CurriculumData, packing: bool) -> dict[str, float]:

@@ -47,7 +47,17 @@ def tokenizer_sha256(tok: PreTrainedTokenizerBase) -> str:
 def data_fingerprint(cfg: SFTConfig, tok: PreTrainedTokenizerBase) -> dict[str, Any]:
     return {"train_file_sha256": file_sha256(cfg.train_file), "tokenizer_sha256": tokenizer_sha256(tok),
             "reasoning_format": cfg.reasoning_format, "max_length": cfg.max_length, "packing": cfg.packing,
-            "group_by_length": cfg.group_by_length, "seed": cfg.seed}
+            "group_by_length": cfg.group_by_length, "seed": cfg.seed,
+            # the sampler's settings plan the steps too (its own state refuses other data or another strategy)
+            "curriculum": cfg.curriculum.model_dump(mode="json")}
+
+
+def _differences(key: str, old: Any, new: Any) -> list[str]:
+    """``key old -> new``, or for a section (``curriculum``) each changed ``key.sub old -> new``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [f"{key}.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                if old.get(k) != new.get(k)]
+    return [NAMES.get(key, f"{key} {old!r} -> {new!r}")]
 
 
 NAMES = {"train_file_sha256": "the train file's content", "tokenizer_sha256": "the tokenizer or its chat template"}
@@ -62,7 +72,7 @@ def check_fingerprint(saved: dict[str, Any], now: dict[str, Any], where: Path, f
     changed = []
     for key, value in now.items():
         if key in saved and saved[key] != value:
-            changed.append(NAMES.get(key, key) if key in NAMES else f"{key} {saved[key]!r} -> {value!r}")
+            changed += _differences(key, saved[key], value)
     if not changed:
         return
     what = "; ".join(changed)

@@ -8,10 +8,11 @@ their libraries; how processes meet is one ``Parallelism`` object (distributed.p
 has no branch on the launcher.
 
 Order of a run: pre-flight checks (config + launcher + hardware, nothing loaded), the output
-folder checked and locked, data tokenized and fingerprinted, the folder marked as this run's,
-weights loaded, the parallelism object wraps them, the optimizer, schedule and stream are built,
-a checkpoint's training state is put back whole, then ``fit`` runs until the last step or a
-signal.
+folder checked and locked, data tokenized, fingerprinted and rated for the curriculum, the folder
+marked as this run's, weights loaded, the parallelism object wraps them, the optimizer, the
+curriculum sampler (``curriculum.strategy``: which examples each step trains on), schedule and
+stream are built, a checkpoint's training state is put back whole, then ``fit`` runs until the
+last step or a signal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import math
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ from transformers import get_scheduler
 
 from curiosity_sft.chat_template import ChatTemplate
 from curiosity_sft.config import SFTConfig, save_config
+from curiosity_sft.curriculum import CurriculumData, build_sampler, curriculum_data, describe
+from curiosity_sft.curriculum.samplers import saved_state
+from curiosity_sft.data.schema import Example, read_examples
 from curiosity_sft.errors import UserError
 from curiosity_sft.models import (
     apply_lora,
@@ -63,7 +68,7 @@ from curiosity_sft.training.preflight import Hardware, preflight
 from curiosity_sft.training.run_folder import RunFolder, run_record
 from curiosity_sft.training.signals import StopSignals
 from curiosity_sft.training.step import TokenLoss
-from curiosity_sft.training.stream import ShuffledSampler, StepStream, total_steps
+from curiosity_sft.training.stream import StepStream
 from curiosity_sft.training.telemetry import (
     MetricsSink,
     MetricsWindow,
@@ -180,6 +185,14 @@ def _load_split(path: str | None, chat: ChatTemplate, cfg: SFTConfig, what: str)
     return encode_file(path, chat, cfg.max_length, cfg.reasoning_format, what).kept
 
 
+def _load_train(chat: ChatTemplate, cfg: SFTConfig) -> tuple[list[Encoded], list[Example]]:
+    """The training sequences and, aligned with them, the Example each came from (its source and
+    difficulty, which the curriculum samplers need and ``Encoded`` does not carry)."""
+    enc = encode_file(cfg.train_file, chat, cfg.max_length, cfg.reasoning_format, "train").kept
+    by_id = {e.id: e for e in read_examples(cfg.train_file)}
+    return enc, [by_id[e.example_id] for e in enc]
+
+
 def _resume_batch(cfg: SFTConfig, state: TrainingState, world: World, keep: bool) -> SFTConfig:
     """The config to continue with when the checkpoint was written by a different number of processes."""
     saved = state.global_batch or cfg.global_batch_size
@@ -189,23 +202,6 @@ def _resume_batch(cfg: SFTConfig, state: TrainingState, world: World, keep: bool
                  cfg.gradient_accumulation_steps, accum, saved, _processes(world.size))
         return cfg.model_copy(update={"gradient_accumulation_steps": accum})
     return cfg
-
-
-def _resume_position(state: dict[str, Any], global_batch: int) -> dict[str, int]:
-    """The data position in a plan of ``global_batch``-row steps.
-
-    The same global batch resumes exactly. A different one re-plans the epoch, so the position can
-    only be carried over as a share of it: examples around the boundary may be seen twice or not
-    at all in that epoch, which the warning says.
-    """
-    pos = dict(state["position"])
-    saved = state.get("global_batch") or global_batch
-    if saved != global_batch:
-        pos["index"] = pos["index"] * saved // global_batch
-        log.warning("the checkpoint's global batch was %d, now %d: the rest of epoch %d is re-planned and some of "
-                    "its examples may be repeated or skipped (pass --keep-global-batch to keep it exact)",
-                    saved, global_batch, pos["epoch"])
-    return pos
 
 
 class Recipe:
@@ -230,8 +226,8 @@ class Recipe:
         # The template is probed and its round trip checked before any weights load.
         self.chat = training_template(cfg.model_name, cfg.chat_template)
         self.tok = self.chat.tok
-        # Tokenize and fingerprint once on rank 0 and broadcast, not once per process.
-        self.train_enc, self.val_enc, self.fingerprint = world.from_main(self._read_data)
+        # Tokenize, fingerprint and rate difficulty once on rank 0 and broadcast, not once per process.
+        self.train_enc, self.val_enc, self.fingerprint, curriculum = world.from_main(self._read_data)
         if state is not None:
             world.agree(lambda: check_fingerprint(state.fingerprint, self.fingerprint, self.ckpt, force_resume))
         cfg = self.cfg = with_launcher_settings(cfg, self.launch)
@@ -254,17 +250,20 @@ class Recipe:
         log.info("optimizer: %s", optimizer_name(self.optimizer))
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
 
+        # The curriculum sampler decides every step's rows (docs/CURRICULUM.md); every process builds
+        # the same one from the broadcast data, so all draw the same plan and take disjoint shares.
         self.global_batch = cfg.global_batch_size * world.size
-        self.sampler = ShuffledSampler([len(e.input_ids) for e in self.train_enc], self.global_batch, cfg.packing,
-                                       cfg.max_length, cfg.seed, cfg.group_by_length)
-        position = {"epoch": 0, "index": 0}
-        if state is not None:
-            self.sampler.load_state_dict(state.sampler)
-            position = _resume_position(state.meta(), self.global_batch)
+        self.sampler = build_sampler(cfg, curriculum, self.global_batch)
+        if state is not None:  # a changed global batch re-plans the rest of a `random` epoch, with a warning
+            self.sampler.load_state_dict(saved_state(state.sampler, state.position, state.global_batch or
+                                                     self.global_batch, state.step, curriculum),
+                                         check_data=not force_resume)
+        if world.is_main:
+            log.info("%s", describe(self.sampler, cfg.curriculum.difficulty))
         self.stream = StepStream(self.train_enc, self.sampler, cfg.batch_size, self.tok.pad_token_id,
-                                 rank=world.rank, size=world.size, **position)
+                                 rank=world.rank, size=world.size)
         self.par.attach(self.optimizer, self.stream.filler())
-        self.total_steps = total_steps(self.sampler, cfg.epochs, cfg.max_steps)
+        self.total_steps = self.sampler.total_steps
         self.scheduler = get_scheduler(cfg.lr_scheduler if cfg.lr_scheduler != "constant" else "constant_with_warmup",
                                        self.optimizer, num_warmup_steps=int(cfg.warmup_ratio * self.total_steps),
                                        num_training_steps=self.total_steps)
@@ -286,10 +285,15 @@ class Recipe:
         self.cfg = _resume_batch(self.cfg, state, self.world, keep_global_batch)
         return state
 
-    def _read_data(self) -> tuple[list[Encoded], list[Encoded], dict[str, Any]]:
+    def _read_data(self) -> tuple[list[Encoded], list[Encoded], dict[str, Any], CurriculumData]:
+        """Rank 0's part: the encoded splits, their fingerprint and what the sampler knows of each
+        training sequence (``curriculum.difficulty: model`` scores them with a model, once, cached)."""
         cfg = self.cfg
-        return (_load_split(cfg.train_file, self.chat, cfg, "train"),
-                _load_split(cfg.val_file, self.chat, cfg, "validation"), data_fingerprint(cfg, self.tok))
+        train_enc, examples = _load_train(self.chat, cfg)
+        curriculum = curriculum_data(cfg, train_enc, examples, self.tok.pad_token_id, self.device,
+                                     show_progress=self.world.is_main)
+        return (train_enc, _load_split(cfg.val_file, self.chat, cfg, "validation"), data_fingerprint(cfg, self.tok),
+                curriculum)
 
     def _restore(self, state: TrainingState) -> None:
         """The checkpoint's training state, put back whole; the RNG last, so nothing after it draws."""
@@ -324,18 +328,20 @@ class Recipe:
         bad_in_row = 0
         window = MetricsWindow()
         self.signals.start_training()  # from here a signal waits for the step boundary
-        it = iter(self.stream)
         try:
             with _progress(show_progress) as progress:
                 task = progress.add_task("train", total=self.total_steps, completed=self.step, info="")
                 while self.step < self.total_steps:
-                    batch = next(it)
+                    if self.sampler.wants_probe(self.step):  # after step's checkpoint: a resume measures again
+                        window.leave_out(self._probe())
+                    batch = self.stream.next(self.step)
                     r = self.runner.run(batch.micro, batch.n_trained, shares=batch.shares, filler=batch.filler)
                     window.add(batch.n_real, model_flops(self.base_config, context, batch.n_real, batch.n_trained,
                                                          frozen_base=cfg.peft_enable))
                     saved = False
                     if r.applied:
                         bad_in_row = 0
+                        self.sampler.observe_train(self.step, r.loss)  # the global batch's loss, as every rank has it
                         self.scheduler.step()
                         self.step += 1
                         last_loss = r.loss
@@ -343,10 +349,11 @@ class Recipe:
                             self.folder.trained()
                         progress.update(task, completed=self.step, info=f"loss {r.loss:.4f}")
                         if self.step % cfg.logging_steps == 0 or self.step == self.total_steps:
-                            _log(sink, {"step": self.step, "epoch": round(self.stream.progress(), 4), "loss": r.loss,
-                                        "learning_rate": self.scheduler.get_last_lr()[0], "grad_norm": r.grad_norm,
-                                        **window.metrics(peak, world.size), "micro_batch_split": self.runner.split,
-                                        **memory_metrics(self.device)})
+                            _log(sink, {"step": self.step, "epoch": round(self.sampler.epoch_progress(), 4),
+                                        "loss": r.loss, "learning_rate": self.scheduler.get_last_lr()[0],
+                                        "grad_norm": r.grad_norm, **window.metrics(peak, world.size),
+                                        "micro_batch_split": self.runner.split, **memory_metrics(self.device),
+                                        **self.sampler.metrics()})
                         if self.val_enc and (self.step % cfg.eval_steps == 0 or self.step == self.total_steps):
                             eval_loss = validation_loss(self.model, self.val_enc, cfg, self.tok.pad_token_id,
                                                         self.device, world, par.forward)
@@ -378,6 +385,18 @@ class Recipe:
                 sink.close()
         return self._finish(last_loss, eval_loss)
 
+    def _probe(self) -> float:
+        """The curiosity sampler's feedback: every bucket's held-out loss on the current weights,
+        all-reduced like the validation loss, so every process updates its bandit identically.
+        Returns the seconds it took (left out of the throughput window)."""
+        t0 = time.perf_counter()
+        pad = self.tok.pad_token_id
+        losses = {name: validation_loss(self.model, [self.train_enc[i] for i in idx], self.cfg, pad, self.device,
+                                        self.world, self.par.forward)
+                  for name, idx in self.sampler.probe_sets().items()}
+        self.sampler.observe(self.step, losses)
+        return time.perf_counter() - t0
+
     def save(self) -> Path | None:
         """A checkpoint of the step just finished: the data position is where the next step starts.
 
@@ -389,7 +408,7 @@ class Recipe:
         if not self.world.is_main:
             return None
         state = TrainingState(
-            step=self.step, position=self.stream.position(), global_batch=self.global_batch,
+            step=self.step, position=self.sampler.position(), global_batch=self.global_batch,
             world_size=self.world.size, micro_batch_split=self.runner.split, total_steps=self.total_steps,
             weights=weights, optimizer=optimizer_state, scheduler=self.scheduler.state_dict(), rngs=rngs,
             scaler=self.scaler.state_dict() if self.scaler is not None else None, sampler=self.sampler.state_dict(),

@@ -2,29 +2,28 @@
 
 Two parts with a seam between them:
 
-- a **sampler** decides the steps of an epoch: which examples, in which rows, in which order. It
-  plans in units of the *global* batch (micro-batch x accumulation x processes), so the tokens of
-  every step, and hence the loss curve, do not depend on how the global batch is split. The
-  default, ``ShuffledSampler``, shuffles from (seed, epoch) and packs or length-groups window by
-  window (batching.plan_epoch). A curriculum is another sampler: it may order examples by
-  difficulty or by training progress, and whatever it needs to resume exactly goes in its
-  ``state_dict``, which the checkpoint's training-state record carries;
-- the **stream** walks those plans from a resumable position (epoch, step index), cuts each step
-  into micro-batches and hands each process its share (every ``size``-th micro-batch). Each
-  process collates only its own rows; the step's token counts come from per-example counts, so
-  no process collates another's rows.
+- a **sampler** (``curriculum.strategy``, src/curiosity_sft/curriculum/) decides each step's
+  rows: which examples, packed how, in which order. It decides in units of the *global* batch
+  (micro-batch x accumulation x processes), so the tokens of every step, and hence the loss
+  curve, do not depend on how the global batch is split; every process computes the same rows.
+  The default, ``random``, walks today's epoch plans (``ShuffledSampler`` below: a shuffle from
+  (seed, epoch), packed or length-grouped window by window); whatever a sampler needs to resume
+  exactly is its ``state_dict``, which the checkpoint's training-state record carries;
+- the **stream** asks the sampler for the rows of the step about to run, cuts them into
+  micro-batches and hands each process its share (every ``size``-th micro-batch). Each process
+  collates only its own rows; the step's token counts come from per-example counts, so no
+  process collates another's rows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
-from curiosity_sft.errors import UserError
 from curiosity_sft.training.batching import (
     IGNORE,
     Batch,
@@ -42,27 +41,21 @@ from curiosity_sft.training.distributed import my_share
 FILLER_TOKENS = 8
 
 
-class Sampler(Protocol):
-    """Decides the optimizer steps of each epoch; its state travels in the checkpoint."""
+class StepSampler(Protocol):
+    """Decides the rows of every optimizer step (``curriculum.Sampler``); its state travels in the checkpoint."""
 
-    def plan(self, epoch: int) -> Plan:
-        """The steps of ``epoch``: each a list of rows, each row a list of example indices."""
+    def next_step(self, step: int) -> list[list[int]]:
+        """The rows (each a list of example indices) of the step that has ``step`` steps before it."""
         ...
 
-    def state_dict(self) -> dict[str, Any]:
-        """What this sampler needs to plan the same steps again after a resume."""
-        ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def epoch_progress(self) -> float:
         ...
 
 
 class ShuffledSampler:
-    """A fresh shuffle each epoch from (seed, epoch), then packed into rows of ``max_length``
-    tokens or cut into length-grouped / mixed batches (batching.plan_epoch). Deterministic, so
-    its state is only its name: the position alone resumes it."""
-
-    name = "shuffled"
+    """Today's epoch plan: a fresh shuffle each epoch from (seed, epoch), then packed into rows of
+    ``max_length`` tokens or cut into length-grouped / mixed batches (batching.plan_epoch).
+    Deterministic: the ``random`` curriculum walks it, and the run's length is counted on it."""
 
     def __init__(self, lengths: Sequence[int], global_batch: int, packing: bool, max_length: int, seed: int,
                  group_by_length: bool) -> None:
@@ -74,16 +67,8 @@ class ShuffledSampler:
         return plan_epoch(self.lengths, order, self.global_batch, self.packing, self.max_length,
                           seed=self.seed + epoch, group_by_length=self.group_by_length)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("name", self.name) != self.name:
-            raise UserError(f"the checkpoint's data order came from the `{state['name']}` sampler, this run uses "
-                            f"`{self.name}`", fix="resume with the checkpoint's sampler settings")
-
-
-def total_steps(sampler: Sampler, epochs: float, max_steps: int | None) -> int:
+def total_steps(sampler: ShuffledSampler, epochs: float, max_steps: int | None) -> int:
     """Optimizer steps of the whole run, counted over every epoch's own plan: packing makes each
     epoch's step count different, so epoch 0's count times ``epochs`` would be wrong."""
     if max_steps:
@@ -117,51 +102,34 @@ class Step:
 
 
 class StepStream:
-    """Each optimizer step's micro-batches, across epochs, from a resumable position."""
+    """Each optimizer step's micro-batches, from the sampler's rows for that step."""
 
-    def __init__(self, encoded: list[Encoded], sampler: Sampler, micro_batch: int, pad_id: int, epoch: int = 0,
-                 index: int = 0, rank: int = 0, size: int = 1) -> None:
+    def __init__(self, encoded: list[Encoded], sampler: StepSampler, micro_batch: int, pad_id: int, rank: int = 0,
+                 size: int = 1) -> None:
         self.encoded, self.sampler, self.micro_batch, self.pad_id = encoded, sampler, micro_batch, pad_id
         self.rank, self.size = rank, size
         self.lengths = [len(e.input_ids) for e in encoded]
         # What an example adds to Batch.n_trained once collated: its first label is never a target.
         self.trained = [sum(1 for x in e.labels[1:] if x != IGNORE) for e in encoded]
-        self.epoch, self.index = epoch, index
-        self._plan = sampler.plan(epoch)
-
-    @property
-    def per_epoch(self) -> int:
-        return len(self._plan)
-
-    def position(self) -> dict[str, int]:
-        """Where the next step starts, normalised so a finished epoch reads as the next one's start."""
-        if self.index >= len(self._plan):
-            return {"epoch": self.epoch + 1, "index": 0}
-        return {"epoch": self.epoch, "index": self.index}
-
-    def progress(self) -> float:
-        """Epochs done, as a fraction (for the logs)."""
-        return self.epoch + self.index / max(1, len(self._plan))
+        self._filler: Batch | None = None
 
     def filler(self) -> Batch:
         """A one-row batch that trains nothing (padding for short steps, ZeRO's state creation)."""
-        short = min(range(len(self.encoded)), key=lambda i: self.lengths[i])
-        b = collate([[self.encoded[short]]], self.pad_id)
-        n = min(FILLER_TOKENS, b.input_ids.shape[1])
-        return without_labels(Batch(b.input_ids[:, :n], b.labels[:, :n], b.position_ids[:, :n], (n,)))
+        if self._filler is None:
+            short = min(range(len(self.encoded)), key=lambda i: self.lengths[i])
+            b = collate([[self.encoded[short]]], self.pad_id)
+            n = min(FILLER_TOKENS, b.input_ids.shape[1])
+            self._filler = without_labels(Batch(b.input_ids[:, :n], b.labels[:, :n], b.position_ids[:, :n], (n,)))
+        return self._filler
 
-    def __iter__(self) -> Iterator[Step]:
+    def next(self, step: int) -> Step:
+        """The micro-batches of the optimizer step that has ``step`` steps before it (a skipped
+        non-finite step asks again with the same ``step`` and gets the sampler's next rows)."""
         mb = self.micro_batch
-        filler = self.filler()
-        while True:
-            if self.index >= len(self._plan):
-                self.epoch, self.index = self.epoch + 1, 0
-                self._plan = self.sampler.plan(self.epoch)
-            rows = self._plan[self.index]
-            self.index += 1
-            groups = [rows[i:i + mb] for i in range(0, len(rows), mb)]
-            micro = list(batches(self.encoded, my_share(groups, self.rank, self.size), self.pad_id))
-            shares = [[len(g) for g in my_share(groups, r, self.size)] for r in range(self.size)]
-            examples = [i for row in rows for i in row]
-            yield Step(micro, sum(self.lengths[i] for i in examples), sum(self.trained[i] for i in examples),
-                       shares, filler)
+        rows = self.sampler.next_step(step)
+        groups = [rows[i:i + mb] for i in range(0, len(rows), mb)]
+        micro = list(batches(self.encoded, my_share(groups, self.rank, self.size), self.pad_id))
+        shares = [[len(g) for g in my_share(groups, r, self.size)] for r in range(self.size)]
+        examples = [i for row in rows for i in row]
+        return Step(micro, sum(self.lengths[i] for i in examples), sum(self.trained[i] for i in examples),
+                    shares, self.filler())

@@ -139,10 +139,12 @@ class MetricsSink:
         self.writer = SummaryWriter(str(out / "runs"), purge_step=resume_step + 1 if resume_step else None)
 
     def log(self, rec: dict[str, Any]) -> None:
+        """TensorBoard tags are ``train/<key>``, except ``eval*`` and the curriculum's own
+        ``curriculum/...`` keys, which keep their names (docs/CURRICULUM.md names them)."""
         step = rec["step"]
         for k, v in rec.items():
             if k != "step" and isinstance(v, (int, float)):
-                self.writer.add_scalar(k if k.startswith("eval") else f"train/{k}", v, step)
+                self.writer.add_scalar(k if k.startswith(("eval", "curriculum/")) else f"train/{k}", v, step)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
@@ -152,7 +154,8 @@ class MetricsSink:
 
 
 class MetricsWindow:
-    """Tokens and FLOPs since the last logged step, timed without validation and checkpoints."""
+    """Tokens and FLOPs since the last logged step, timed without validation, checkpoints and
+    the curiosity sampler's probes."""
 
     def __init__(self) -> None:
         self.start, self.tokens, self.flops, self.logged = time.perf_counter(), 0, 0.0, False
@@ -169,6 +172,10 @@ class MetricsWindow:
             rec["mfu"] = u
         self.tokens, self.flops, self.logged = 0, 0.0, True
         return rec
+
+    def leave_out(self, seconds: float) -> None:
+        """Time spent on other work than training steps within the window (the curiosity probes)."""
+        self.start += seconds
 
     def restart_if_logged(self) -> None:
         if self.logged:
