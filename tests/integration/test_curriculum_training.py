@@ -103,8 +103,9 @@ def test_curriculum_metrics_have_their_exact_names_and_the_log_shows_the_table(t
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("strategy", "packing"), [("random", True), ("stratified", False), ("ordered", True),
-                                                   ("competence", False), ("stages", True), ("curiosity", True)])
+# `random`, the default, is resumed after SIGKILL (packed, full and LoRA) in test_resume_sigkill.py.
+@pytest.mark.parametrize(("strategy", "packing"), [("stratified", False), ("ordered", True), ("competence", False),
+                                                   ("stages", True), ("curiosity", True)])
 def test_sigkill_then_resume_equals_the_uninterrupted_run(tmp_path, strategy, packing):
     """Accumulation 2 (tiny_config), packed and unpacked; SIGKILL after step 6, checkpoint-4 holds the sampler."""
     cfg = tiny_config(*write_curriculum_data(tmp_path / "data"), max_steps=8, save_steps=4, eval_steps=100,

@@ -38,7 +38,8 @@ def test_seed_commands_on_shared_data(shared_raw, tmp_path):
     run(str(scripts / "train_sft.py"), *common, "--set", "max_steps=3", "--resume_from_checkpoint",
         "models/sft_finetuned/checkpoint-2", cwd=tmp_path)
     p = run(str(scripts / "evaluate_sft.py"), "--model", "models/sft_finetuned/latest.pt", "--data",
-            "data/processed/val.jsonl", "--max-new-tokens", "16", "--output", "eval/", cwd=tmp_path)
+            "data/processed/val.jsonl", "--max-new-tokens", "16", "--output", "eval/",
+            "--tasks", "perplexity,accuracy", cwd=tmp_path)  # BLEU's reference-sized budgets: test_evaluate.py
     res = json.loads((tmp_path / "eval/results.json").read_text())
     assert res["examples"] == 8 and "step 3" in res["model"]
     assert '"perplexity"' in p.stdout
