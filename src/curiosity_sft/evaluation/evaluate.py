@@ -116,9 +116,8 @@ def evaluate(model_spec: str, data: str | Path, output: str | Path | None = None
         gens, results["generation"] = _generate(model_spec, model, tok, to_generate, budgets, batch_size,
                                                   show_progress, settings, shots)
         results["generation"]["num_fewshot"] = cfg.eval_num_fewshot
-        extra = results["generation"]["thinking_tokens"]
-        samples = [sample_record(g.example, g.prompt, g.output, g.new_tokens, budgets[g.example.id] + extra, g.sample,
-                                 g.thinking_cut) for g in gens]
+        samples = [sample_record(g.example, g.prompt, g.output, g.new_tokens, g.budget, g.sample, g.thinking_cut)
+                   for g in gens]
     if "bleu" in tasks:
         results["bleu"] = bleu_table(samples)
     if "accuracy" in tasks:

@@ -74,6 +74,7 @@ class Generation:
     new_tokens: int
     sample: int = 0
     thinking_cut: bool = False  # still thinking when the budget ran out: no answer
+    budget: int | None = None  # the new-token budget it had (thinking included)
 
 
 def prompt_text(ex: Example, tok: Any, shots: Sequence[Shot] = ()) -> str:
@@ -108,7 +109,7 @@ def _finish(ex: Example, prompt: str, prefill: str, text: str, n: int, budget: i
         if s in text:
             text = text[:text.index(s)]
     output = prefill + text
-    return Generation(ex, prompt, output, n, sample, n >= budget and thinking_unclosed(output))
+    return Generation(ex, prompt, output, n, sample, n >= budget and thinking_unclosed(output), budget)
 
 
 def vllm_available() -> bool:
@@ -119,36 +120,43 @@ def vllm_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _budgets(max_new_tokens: int | Sequence[int], n: int) -> list[int]:
-    return [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+def _plan(tok: Any, examples: Sequence[Example], max_new_tokens: int | Sequence[int] | None,
+          settings: GenerationSettings | None, shots: Mapping[str, Sequence[Shot]] | None,
+          ) -> tuple[GenerationSettings, ChatTemplate, list[str], list[int], tuple[str, ...]]:
+    """What both back ends generate from: the settings, the template, each example's prompt and
+    budget (its answer budget, ``settings``'s by default, plus the thinking budget when the
+    template thinks) and the stop strings (lm-eval's, for few-shot prompts only)."""
+    settings = settings or GenerationSettings(max_new_tokens if isinstance(max_new_tokens, int) else 256)
+    answer = settings.max_new_tokens if max_new_tokens is None else max_new_tokens
+    chat = tok if isinstance(tok, ChatTemplate) else ChatTemplate(tok)
+    shots = shots or {}
+    prompts = [prompt_text(ex, chat, shots.get(ex.id, ())) for ex in examples]
+    per_example = [answer] * len(examples) if isinstance(answer, int) else list(answer)
+    budgets = [b + settings.thinking_tokens(chat) for b in per_example]
+    return settings, chat, prompts, budgets, (STOP_STRINGS if shots else ())
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_new_tokens: int | Sequence[int] | None = None,
-             batch_size: int = 16, show_progress: bool = False, settings: GenerationSettings | None = None,
-             shots: Mapping[str, Sequence[Shot]] | None = None) -> tuple[list[Generation], dict[str, Any]]:
+def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example],
+             max_new_tokens: int | Sequence[int] | None = None, batch_size: int = 16, show_progress: bool = False,
+             settings: GenerationSettings | None = None, shots: Mapping[str, Sequence[Shot]] | None = None) -> tuple[list[Generation], dict[str, Any]]:
     """(generations in input order, ``num_samples`` per example; speed: tokens/s, tokens, seconds, ...).
 
-    ``max_new_tokens`` is one answer budget or one per example (default: ``settings``'s); when the template thinks, the
-    thinking budget of ``settings`` is added to each. A batch runs to its largest budget and each
-    output is cut at its own, which under greedy decoding is exactly what generating with that
-    budget alone gives. ``shots`` gives GSM8K examples their few-shot examples
+    ``max_new_tokens`` is one answer budget or one per example (default: ``settings``'s); when the
+    template thinks, the thinking budget of ``settings`` is added to each. A batch runs to its
+    largest budget and each output is cut at its own, which under greedy decoding is exactly what
+    generating with that budget alone gives. ``shots`` gives GSM8K examples their few-shot examples
     (``fewshot.assign_shots``).
     """
-    settings = settings or GenerationSettings(max_new_tokens if isinstance(max_new_tokens, int) else 256)
-    max_new_tokens = settings.max_new_tokens if max_new_tokens is None else max_new_tokens
-    chat = tok if isinstance(tok, ChatTemplate) else ChatTemplate(tok)
+    settings, chat, prompts, budgets, stops = _plan(tok, examples, max_new_tokens, settings, shots)
     tok = chat.tok
     device = next(model.parameters()).device
     tok.padding_side = "left"
-    shots = shots or {}
-    prompts = [prompt_text(ex, chat, shots.get(ex.id, ())) for ex in examples]
-    budgets = [b + settings.thinking_tokens(chat) for b in _budgets(max_new_tokens, len(examples))]
+    prefills = [prefill_of(chat, p) for p in prompts]
     k = settings.num_samples
     sampled = settings.sampling == "deepseek"
     extra: dict[str, Any] = {"do_sample": True, **DEEPSEEK_SAMPLING, "num_return_sequences": k} if sampled else {
         "do_sample": False}
-    stops = STOP_STRINGS if shots else ()
     if stops:
         extra.update(stop_strings=list(stops), tokenizer=tok)
     torch.manual_seed(settings.seed)
@@ -171,7 +179,7 @@ def generate(model: torch.nn.Module, tok: Any, examples: Sequence[Example], max_
                 ids = new[row].tolist()[:budgets[i]]
                 length = next((j for j, t in enumerate(ids) if t in ends), len(ids))
                 n_new += length
-                results[i].append(_finish(examples[i], prompts[i], prefill_of(chat, prompts[i]),
+                results[i].append(_finish(examples[i], prompts[i], prefills[i],
                                           tok.decode(ids[:length], skip_special_tokens=True), length, budgets[i],
                                           len(results[i]), stops))
             progress.advance(task, len(idx))
@@ -186,13 +194,7 @@ def generate_vllm(model_dir: str | Path, tok: Any, examples: Sequence[Example],
     ``model_dir`` is a Hugging Face folder or hub id."""
     from vllm import LLM, SamplingParams
 
-    settings = settings or GenerationSettings(max_new_tokens if isinstance(max_new_tokens, int) else 256)
-    max_new_tokens = settings.max_new_tokens if max_new_tokens is None else max_new_tokens
-    chat = tok if isinstance(tok, ChatTemplate) else ChatTemplate(tok)
-    shots = shots or {}
-    prompts = [prompt_text(ex, chat, shots.get(ex.id, ())) for ex in examples]
-    budgets = [b + settings.thinking_tokens(chat) for b in _budgets(max_new_tokens, len(examples))]
-    stops = STOP_STRINGS if shots else ()
+    settings, chat, prompts, budgets, stops = _plan(tok, examples, max_new_tokens, settings, shots)
     sampling = ({**DEEPSEEK_SAMPLING, "n": settings.num_samples, "seed": settings.seed}
                 if settings.sampling == "deepseek" else {"temperature": 0.0})
     llm = LLM(model=str(model_dir), tokenizer=str(model_dir), dtype="auto", seed=settings.seed)
